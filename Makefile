@@ -1,0 +1,31 @@
+# The two commands a newcomer needs (see README.md):
+#   make book   install everything, execute every chapter, build the HTML book
+#   make test   install everything, run the unit tests, execute and check every chapter,
+#               build the book and check it in a real browser
+# Both are idempotent; `make setup` alone only installs.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.lsnotes-installed
+
+.PHONY: setup book test clean
+
+$(STAMP): requirements.txt pyproject.toml scripts/install-system-packages.sh
+	bash scripts/install-system-packages.sh
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+book: setup
+	$(BIN)/lsnotes build-book --profile quick
+
+test: setup
+	$(BIN)/python -m pytest tests
+
+clean:
+	rm -rf _build
