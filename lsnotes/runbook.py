@@ -277,7 +277,8 @@ def write_summary(path: Path, results: list[ChapterResult], **run_info) -> None:
     os.replace(tmp, path)
 
 
-def print_results(results: list[ChapterResult], stream=sys.stdout) -> None:
+def print_results(results: list[ChapterResult], stream=None) -> None:
+    stream = stream or sys.stdout
     width = max((len(r.chapter) for r in results), default=7)
     for r in results:
         line = f"{r.status:>7}  {r.chapter:<{width}}  {r.wall_s:7.1f} s  {r.peak_memory_mb:7.0f} MB"
@@ -343,14 +344,20 @@ def html_location(out: Path) -> tuple[Path, Path]:
     return out, out / "_build" / "html"
 
 
-def build_html(stage: Path, out: Path) -> tuple[int, Path]:
+def build_html(stage: Path, out: Path, capture: bool = False) -> tuple[int, Path, str]:
+    """``jupyter-book build`` of a staged book with warnings as errors.
+
+    Returns (exit code, html folder, build log; the log is empty unless ``capture``)."""
     path_output, html = html_location(out)
     command = ["jupyter-book", "build", str(stage), "--path-output", str(path_output),
                "-W", "-n", "--keep-going"]
     binary = Path(sys.executable).parent / "jupyter-book"
     if binary.exists():
         command[0] = str(binary)
-    return subprocess.run(command).returncode, html
+    if not capture:
+        return subprocess.run(command).returncode, html, ""
+    done = subprocess.run(command, capture_output=True, text=True)
+    return done.returncode, html, done.stdout + done.stderr
 
 
 def build_book(*, profile: str = "quick", seed: int = 0, device: str = "auto",
@@ -369,7 +376,7 @@ def build_book(*, profile: str = "quick", seed: int = 0, device: str = "auto",
                        progress=progress)
     print_results(results)
     stage = stage_book(root, executed, out / "stage")
-    code, html = build_html(stage, out)
+    code, html, _ = build_html(stage, out)
     failed = any(r.status != "ok" for r in results)
     return (1 if failed or code else 0), html, results
 

@@ -1,13 +1,21 @@
-"""Shared pytest set-up: a per-stage timing summary at the end of every run."""
+"""Shared pytest set-up: a per-stage timing summary at the end of every run, and the
+session-scoped fixtures that execute the book once and build it once per ``pytest`` run."""
 
 from __future__ import annotations
 
 import collections
 import os
 import time
+from pathlib import Path
+
+import pytest
 
 _stage_seconds: dict[str, float] = collections.defaultdict(float)
 _session_start = time.time()
+
+REPO = Path(__file__).resolve().parents[1]
+BUILD = REPO / "_build"
+ARTIFACTS = REPO / "artifacts"
 
 
 def _stage_of(nodeid: str) -> str:
@@ -28,3 +36,41 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def toc_chapters() -> list[str]:
+    """Short names of the chapters in ``_toc.yml``, in reading order (for parametrisation)."""
+    from lsnotes import runbook
+
+    return [c.name for c in runbook.book_chapters(REPO)]
+
+
+@pytest.fixture(scope="session")
+def executed_book():
+    """Every chapter executed once (quick profile) into ``_build/executed``: name -> result."""
+    from lsnotes import runbook
+
+    results = runbook.run_book(None, profile="quick", out=BUILD / "executed", root=REPO,
+                               progress=False)
+    return {r.chapter: r for r in results}
+
+
+@pytest.fixture(scope="session")
+def built_book(executed_book):
+    """The HTML built once from the executed notebooks (no re-execution): a BookBuild."""
+    from lsnotes import runbook
+
+    stage = runbook.stage_book(REPO, BUILD / "executed", BUILD / "stage")
+    code, html, log = runbook.build_html(stage, BUILD, capture=True)
+    return BookBuild(code, html, log, executed_book)
+
+
+class BookBuild:
+    def __init__(self, returncode: int, html: Path, log: str, chapters: dict):
+        self.returncode = returncode
+        self.html = html
+        self.log = log
+        self.chapters = chapters
+
+    def page(self, chapter_name: str) -> Path:
+        return self.html / f"{self.chapters[chapter_name].entry}.html"
