@@ -1,0 +1,201 @@
+"""An atomic, verified cache of trained models, and the epoch checkpoints that let training resume.
+
+One folder per training configuration (named by :meth:`lsnotes.train.TrainConfig.key`) under
+``$LSNOTES_CACHE`` or ``~/.cache/lsnotes``::
+
+    <key>/weights.pt       the trained state_dict (torch.save)
+    <key>/record.json      key, config and per-epoch history
+    <key>/manifest.json    SHA-256 of the two files above; written last, so its presence means
+                           the entry is complete
+    <key>/progress.pt      the last epoch checkpoint of an unfinished run (+ progress.json)
+    <key>.lock             a file lock: one process trains a key, the others wait and then load
+
+Every file is written to a temporary file in the same folder, fsynced and moved into place with
+``os.replace``, so a reader sees the old file or the new one, never half of one. Reading verifies
+the checksum of the exact bytes it then deserialises (``torch.load(weights_only=True)`` only); a
+truncated, corrupted or tampered entry is reported with a warning, deleted, and treated as
+missing, so the caller retrains it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+
+MANIFEST = "manifest.json"
+WEIGHTS = "weights.pt"
+RECORD = "record.json"
+PROGRESS = "progress.pt"
+PROGRESS_MANIFEST = "progress.json"
+
+
+class CacheCorruption(Exception):
+    """An entry failed verification; the message says which file and how."""
+
+
+class CacheWarning(UserWarning):
+    """Issued when a corrupted entry is found and deleted."""
+
+
+def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
+    """``cache_dir`` if given, else ``$LSNOTES_CACHE``, else ``$XDG_CACHE_HOME/lsnotes`` (~/.cache)."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    if os.environ.get("LSNOTES_CACHE"):
+        return Path(os.environ["LSNOTES_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lsnotes"
+
+
+def entry_dir(key: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    if not key or "/" in key or key.startswith("."):
+        raise ValueError(f"key must be a plain file name; got {key!r}")
+    return cache_root(cache_dir) / key
+
+
+def lock_for(key: str, cache_dir: str | os.PathLike | None = None) -> FileLock:
+    """The per-key lock; hold it while checking, training and storing one configuration."""
+    path = entry_dir(key, cache_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path) + ".lock")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers never see a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    # Make the rename itself durable.
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _torch_bytes(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _torch_from_bytes(data: bytes, name: str) -> Any:
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as err:  # any unpickling failure means the file is not what we wrote
+        raise CacheCorruption(f"{name} does not load: {err}") from err
+
+
+def _write_bundle(directory: Path, files: dict[str, bytes], manifest_name: str) -> None:
+    """Write ``files`` then a manifest of their checksums (last: it marks the bundle complete)."""
+    for name, data in files.items():
+        atomic_write(directory / name, data)
+    manifest = {"files": {name: sha256(data) for name, data in files.items()}}
+    atomic_write(directory / manifest_name, json.dumps(manifest, indent=1).encode())
+
+
+def _read_bundle(directory: Path, manifest_name: str) -> dict[str, bytes] | None:
+    """The verified bytes of every file in the bundle; None if there is no manifest yet."""
+    manifest_path = directory / manifest_name
+    if not manifest_path.exists():
+        return None
+    try:
+        manifest = json.loads(manifest_path.read_bytes())
+        expected = dict(manifest["files"])
+    except Exception as err:
+        raise CacheCorruption(f"{manifest_path} is not a valid manifest: {err}") from err
+    contents = {}
+    for name, digest in expected.items():
+        path = directory / name
+        if not path.is_file():
+            raise CacheCorruption(f"{path} is listed in the manifest but missing")
+        data = path.read_bytes()
+        if sha256(data) != digest:
+            raise CacheCorruption(f"{path} fails its SHA-256 check (truncated or modified)")
+        contents[name] = data
+    return contents
+
+
+def _discard(directory: Path, names: tuple[str, ...], reason: Exception) -> None:
+    warnings.warn(f"discarding cache entry {directory}: {reason}; it will be retrained",
+                  CacheWarning, stacklevel=3)
+    for name in names:
+        (directory / name).unlink(missing_ok=True)
+
+
+def store_result(directory: Path, key: str, config: dict, state_dict: dict, history: list) -> None:
+    """Store a finished run: weights, then record, then the manifest."""
+    weights = {k: v.detach().cpu() for k, v in state_dict.items()}
+    record = {"key": key, "config": config, "history": history}
+    _write_bundle(Path(directory), {WEIGHTS: _torch_bytes(weights),
+                                    RECORD: json.dumps(record, indent=1).encode()}, MANIFEST)
+
+
+def load_result(directory: Path, key: str, config: dict) -> tuple[dict, list] | None:
+    """``(state_dict, history)`` of a verified entry for exactly this key and config, else None."""
+    directory = Path(directory)
+    try:
+        contents = _read_bundle(directory, MANIFEST)
+        if contents is None:
+            return None
+        if set(contents) != {WEIGHTS, RECORD}:
+            raise CacheCorruption(f"manifest lists {sorted(contents)}, expected {[RECORD, WEIGHTS]}")
+        record = json.loads(contents[RECORD])
+        if record.get("key") != key or record.get("config") != config:
+            raise CacheCorruption("the stored config does not match the requested one")
+        state_dict = _torch_from_bytes(contents[WEIGHTS], WEIGHTS)
+        if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor)
+                                                       for v in state_dict.values()):
+            raise CacheCorruption(f"{WEIGHTS} is not a state_dict")
+        return state_dict, record["history"]
+    except (CacheCorruption, ValueError, KeyError) as err:
+        _discard(directory, (MANIFEST, WEIGHTS, RECORD), err)
+        return None
+
+
+def save_checkpoint(directory: Path, state: dict) -> None:
+    """Store an epoch checkpoint (any ``weights_only``-loadable dict) atomically, with a checksum."""
+    _write_bundle(Path(directory), {PROGRESS: _torch_bytes(state)}, PROGRESS_MANIFEST)
+
+
+def load_checkpoint(directory: Path, key: str) -> dict | None:
+    """The verified epoch checkpoint of ``key``, or None (a bad one is warned about and deleted)."""
+    directory = Path(directory)
+    try:
+        contents = _read_bundle(directory, PROGRESS_MANIFEST)
+        if contents is None:
+            return None
+        state = _torch_from_bytes(contents[PROGRESS], PROGRESS)
+        if not isinstance(state, dict) or state.get("key") != key:
+            raise CacheCorruption("the checkpoint belongs to another configuration")
+        return state
+    except (CacheCorruption, KeyError) as err:
+        _discard(directory, (PROGRESS_MANIFEST, PROGRESS), err)
+        return None
+
+
+def clear_checkpoint(directory: Path) -> None:
+    for name in (PROGRESS_MANIFEST, PROGRESS):
+        (Path(directory) / name).unlink(missing_ok=True)

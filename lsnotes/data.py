@@ -1,0 +1,308 @@
+"""Datasets as whole tensors on the training device.
+
+Images stay in pixel space, floats in [0, 1] shaped N×C×H×W; normalisation is the first layer of
+every model (:mod:`lsnotes.models`), so attacks and ε budgets are expressed in pixels.
+
+Files are read in their published on-disk formats by small readers here (IDX for the MNIST family,
+the python pickle batches for CIFAR, ``.mat`` for SVHN). torchvision's dataset classes are used to
+*download* (and md5-check) them when ``download=True``; reading them ourselves avoids re-hashing
+hundreds of megabytes on every load and lets the tests use small files in the same formats.
+
+:class:`DeviceLoader` keeps a (sub)set on the device and shuffles / augments whole batches there,
+as airbench does, so a training step never copies images from the host.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import os
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lsnotes.checks import choice, positive_int, resolve_device
+
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    num_classes: int
+    shape: tuple[int, int, int]           # C, H, W
+    mean: tuple[float, ...]               # per channel, of the training images in [0, 1]
+    std: tuple[float, ...]
+    default_eps: float                    # the L∞ budget the papers use on this dataset
+    augment: bool                         # random crop (+ flip) by default in training
+    flip: bool                            # horizontal flips are label-preserving
+    description: str
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "fashion-mnist": DatasetInfo(10, (1, 28, 28), (0.2860,), (0.3530,), 0.1, False, False,
+                                 "Zalando clothing, 60k/10k grey 28×28"),
+    "mnist": DatasetInfo(10, (1, 28, 28), (0.1307,), (0.3081,), 0.3, False, False,
+                         "handwritten digits, 60k/10k grey 28×28"),
+    "cifar10": DatasetInfo(10, (3, 32, 32), (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+                           8 / 255, True, True, "natural images, 50k/10k colour 32×32, 10 classes"),
+    "cifar100": DatasetInfo(100, (3, 32, 32), (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762),
+                            8 / 255, True, True, "natural images, 50k/10k colour 32×32, 100 classes"),
+    "svhn": DatasetInfo(10, (3, 32, 32), (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970),
+                        8 / 255, True, False, "house-number digits, 73k/26k colour 32×32"),
+}
+
+SPLITS = ("train", "test")
+
+
+def default_root() -> Path:
+    """``$LSNOTES_DATA`` if set, else a per-user data folder (``$XDG_DATA_HOME/lsnotes``)."""
+    if os.environ.get("LSNOTES_DATA"):
+        return Path(os.environ["LSNOTES_DATA"]).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "lsnotes"
+
+
+def _fetch_hint(name: str, root: Path) -> str:
+    python_call = (f"python -c \"import lsnotes.data as d; d.load_dataset({name!r}, "
+                   f"root={str(root)!r}, download=True)\"")
+    if name == "fashion-mnist":
+        return ("install the Debian package (`sudo apt-get install dataset-fashion-mnist`, files in "
+                f"{DEBIAN_FASHION_MNIST}) or fetch it with: {python_call}")
+    return f"fetch it with: {python_call}"
+
+
+# ---------------------------------------------------------------- on-disk formats
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped): MNIST's format, big-endian dims after a magic word."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ValueError(f"{path} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise ValueError(f"{path} is truncated: expected {int(np.prod(dims))} bytes after the header, "
+                         f"found {body.size}")
+    return body.reshape(dims)
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """CIFAR batches are pickles; allow only what they contain (dicts, lists, numpy arrays)."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a dataset pickle")
+        return super().find_class(module, name)
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with open(path, "rb") as f:
+        batch = _ArraysOnlyUnpickler(f, encoding="latin1").load()
+    batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
+    labels = batch.get("labels", batch.get("fine_labels"))
+    images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+    return images, np.asarray(labels, dtype=np.int64)
+
+
+def _mnist_family(name: str, split: str, root: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    prefix = "train" if split == "train" else "t10k"
+    folders = [root / ("FashionMNIST" if name == "fashion-mnist" else "MNIST") / "raw"]
+    if name == "fashion-mnist":
+        folders.append(DEBIAN_FASHION_MNIST)
+    for folder in folders:
+        for suffix in ("", ".gz"):
+            images = folder / f"{prefix}-images-idx3-ubyte{suffix}"
+            labels = folder / f"{prefix}-labels-idx1-ubyte{suffix}"
+            if images.exists() and labels.exists():
+                return read_idx(images)[:, None], read_idx(labels).astype(np.int64)
+    return None
+
+
+def _cifar(name: str, split: str, root: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    if name == "cifar10":
+        folder = root / "cifar-10-batches-py"
+        files = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
+    else:
+        folder = root / "cifar-100-python"
+        files = [split]
+    if not all((folder / f).exists() for f in files):
+        return None
+    parts = [read_cifar_batch(folder / f) for f in files]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _svhn(split: str, root: Path) -> tuple[np.ndarray, np.ndarray] | None:
+    path = root / f"{split}_32x32.mat"
+    if not path.exists():
+        return None
+    import scipy.io
+
+    mat = scipy.io.loadmat(path)
+    images = np.transpose(mat["X"], (3, 2, 0, 1)).astype(np.uint8)  # H,W,C,N -> N,C,H,W
+    labels = mat["y"].astype(np.int64).reshape(-1)
+    labels[labels == 10] = 0  # SVHN stores the digit 0 as class 10
+    return images, labels
+
+
+def _download(name: str, split: str, root: Path) -> None:
+    import torchvision.datasets as tvd
+
+    train = split == "train"
+    if name == "fashion-mnist":
+        tvd.FashionMNIST(root, train=train, download=True)
+    elif name == "mnist":
+        tvd.MNIST(root, train=train, download=True)
+    elif name == "cifar10":
+        tvd.CIFAR10(root, train=train, download=True)
+    elif name == "cifar100":
+        tvd.CIFAR100(root, train=train, download=True)
+    else:
+        tvd.SVHN(root, split=split, download=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _read_uint8(name: str, split: str, root: str, download: bool) -> tuple[np.ndarray, np.ndarray]:
+    root_path = Path(root)
+
+    def read():
+        if name in ("fashion-mnist", "mnist"):
+            return _mnist_family(name, split, root_path)
+        if name in ("cifar10", "cifar100"):
+            return _cifar(name, split, root_path)
+        return _svhn(split, root_path)
+
+    arrays = read()
+    if arrays is None and download:
+        _download(name, split, root_path)
+        arrays = read()
+    if arrays is None:
+        raise FileNotFoundError(f"dataset {name!r} ({split}) is not under {root_path}; "
+                                + _fetch_hint(name, root_path))
+    images, labels = arrays
+    if len(images) != len(labels):
+        raise ValueError(f"dataset {name!r} ({split}) has {len(images)} images but {len(labels)} labels")
+    return images, labels
+
+
+def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None,
+                 download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(x, y)``: float32 images in [0, 1] shaped N×C×H×W and int64 labels.
+
+    Offline by default; ``download=True`` fetches missing files through torchvision into ``root``
+    (default :func:`default_root`).
+    """
+    choice("name", name, DATASETS)
+    choice("split", split, SPLITS)
+    root = Path(root).expanduser() if root is not None else default_root()
+    images, labels = _read_uint8(name, split, str(root.resolve()), bool(download))
+    x = torch.from_numpy(np.array(images, dtype=np.float32)).div_(255.0)
+    y = torch.from_numpy(labels.copy())
+    expected = DATASETS[name].shape
+    if tuple(x.shape[1:]) != expected:
+        raise ValueError(f"dataset {name!r} images have shape {tuple(x.shape[1:])}, expected {expected}")
+    return x, y
+
+
+def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int = 0
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A deterministic, class-balanced subset of ``n`` examples (all of them when ``n`` is None).
+
+    Each class contributes ``n // K`` examples (the first ``n % K`` classes one more), drawn by a
+    seeded permutation; classes with too few examples give all they have.
+    """
+    if n is None or n >= len(y):
+        return x, y
+    n = positive_int("n", n)
+    generator = torch.Generator().manual_seed(positive_int("seed", seed, minimum=0))
+    classes = torch.unique(y.cpu())
+    per_class = [n // len(classes) + (1 if i < n % len(classes) else 0) for i in range(len(classes))]
+    chosen = []
+    for label, count in zip(classes.tolist(), per_class):
+        members = torch.nonzero(y.cpu() == label).flatten()
+        order = torch.randperm(len(members), generator=generator)
+        chosen.append(members[order[:count]])
+    # Interleave classes in a seeded order so a prefix of the subset is balanced too.
+    index = torch.cat(chosen)
+    index = index[torch.randperm(len(index), generator=generator)]
+    index = index.to(y.device)
+    return x[index], y[index]
+
+
+class DeviceLoader:
+    """Batches of a dataset that lives on ``device``; shuffling and augmentation happen there.
+
+    Augmentation (``augment=True``): random crop with ``padding`` zero pixels, then a horizontal
+    flip with probability ½ when ``flip``. A ``torch.Generator`` on the device drives every random
+    choice, so the batch sequence is a function of ``seed`` alone and its state can be saved and
+    restored (:meth:`state_dict`) to resume mid-training exactly.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle: bool = False,
+                 augment: bool = False, seed: int = 0, device: str = "auto", drop_last: bool = False,
+                 flip: bool = True, padding: int = 4, return_indices: bool = False,
+                 generator: torch.Generator | None = None):
+        if len(x) != len(y):
+            raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
+        self.batch_size = positive_int("batch_size", batch_size)
+        self.device = torch.device(resolve_device(device))
+        self.x = x.to(self.device)
+        self.y = y.to(self.device)
+        self.shuffle, self.augment, self.flip = bool(shuffle), bool(augment), bool(flip)
+        self.padding = positive_int("padding", padding, minimum=0)
+        self.drop_last, self.return_indices = bool(drop_last), bool(return_indices)
+        if generator is None:
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(positive_int("seed", seed, minimum=0))
+        self.generator = generator
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.y), self.batch_size)
+        return full if self.drop_last or rest == 0 else full + 1
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+    def _augment(self, images: torch.Tensor) -> torch.Tensor:
+        n, _, h, w = images.shape
+        if self.padding:
+            padded = torch.nn.functional.pad(images, [self.padding] * 4)
+            dy = torch.randint(0, 2 * self.padding + 1, (n,), device=self.device, generator=self.generator)
+            dx = torch.randint(0, 2 * self.padding + 1, (n,), device=self.device, generator=self.generator)
+            # One gather for the whole batch: row/column indices shifted per image.
+            rows = (dy[:, None] + torch.arange(h, device=self.device))[:, None, :, None]
+            cols = (dx[:, None] + torch.arange(w, device=self.device))[:, None, None, :]
+            batch = torch.arange(n, device=self.device)[:, None, None, None]
+            channel = torch.arange(images.shape[1], device=self.device)[None, :, None, None]
+            images = padded[batch, channel, rows, cols]
+        if self.flip:
+            flip = torch.rand(n, device=self.device, generator=self.generator) < 0.5
+            images = torch.where(flip[:, None, None, None], images.flip(3), images)
+        return images
+
+    def __iter__(self):
+        n = len(self.y)
+        if self.shuffle:
+            order = torch.randperm(n, device=self.device, generator=self.generator)
+        else:
+            order = torch.arange(n, device=self.device)
+        for start in range(0, n, self.batch_size):
+            index = order[start:start + self.batch_size]
+            if self.drop_last and len(index) < self.batch_size:
+                break
+            images = self.x[index]
+            if self.augment:
+                images = self._augment(images)
+            yield (images, self.y[index], index) if self.return_indices else (images, self.y[index])

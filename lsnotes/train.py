@@ -1,0 +1,495 @@
+"""One training entry point: label smoothing, and adversarial training with or without it.
+
+:class:`TrainConfig` describes a run completely; :func:`train` runs it; :func:`train_or_load` runs it
+once and then serves it from the verified checkpoint cache (:mod:`lsnotes.cache`), resuming an
+interrupted run from its last epoch.
+
+Adversarial modes (``TrainConfig.adversarial``):
+
+- ``"none"``: the (smoothed) loss on clean inputs.
+- ``"fgsm"``: as Goibert & Dohmatob use it: ½ clean loss + ½ loss on FGSM examples (no random start).
+- ``"fgsm_rs"``: Wong et al. (2020), "fast is better than free": uniform random start, step 1.25 ε.
+- ``"pgd"``: Madry et al. (2018): loss on L∞-PGD examples (random start).
+- ``"trades"``: Zhang et al. (2019): loss(clean) + β·KL(p(x) ‖ p(x')), x' maximising that KL.
+- ``"sglr"``: Yu et al. (2024): from ``sglr_start_epoch`` on, each training example keeps a soft
+  label ``s ← m·s + (1−m)·(0.2·p(x) + 0.8·p(x'))`` (p the detached softmax, m = ``sglr_momentum``)
+  and the loss is the cross-entropy of the adversarial logits against ``s``; PGD-AT before that.
+
+On CUDA the data stay on the GPU, the model runs channels_last under bf16 autocast and optionally
+``torch.compile``; on the CPU the same code runs in fp32 and is bit-for-bit reproducible.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from lsnotes import cache
+from lsnotes.checks import DEVICES, choice, number_in, positive_int, resolve_device
+from lsnotes.data import DATASETS, DeviceLoader, load_dataset, subset
+from lsnotes.losses import METHODS, loss_function
+from lsnotes.models import MODELS, build_model
+
+#: Bump when a change to this module changes what a given config trains (invalidates the cache).
+TRAIN_CODE_VERSION = "1"
+
+ADVERSARIAL_MODES = ("none", "fgsm", "fgsm_rs", "pgd", "trades", "sglr")
+OPTIMIZERS = ("sgd", "adam")
+SCHEDULES = ("constant", "cosine", "onecycle", "piecewise")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained model. Validated on construction."""
+
+    dataset: str = "fashion-mnist"
+    model: str = "lenet"
+    method: str = "ce"
+    alpha: float = 0.0
+    temperature: float = 1.0
+    adversarial: str = "none"
+    eps: float = 0.0
+    attack_steps: int = 10
+    attack_step_size: float | None = None  # None: 2.5·ε / steps (Madry et al.)
+    trades_beta: float = 6.0
+    sglr_start_epoch: int = 1
+    sglr_momentum: float = 0.9
+    epochs: int = 5
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"
+    train_size: int | None = None
+    test_size: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    compile: bool = False
+    augment: bool | None = None  # None: the dataset's default (crop/flip for CIFAR and SVHN)
+
+    def __post_init__(self):
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        choice("dataset", self.dataset, DATASETS)
+        choice("model", self.model, MODELS)
+        choice("method", self.method, METHODS)
+        put("alpha", number_in("alpha", self.alpha, 0.0, 1.0))
+        put("temperature", number_in("temperature", self.temperature, 0.0, math.inf, low_open=True))
+        choice("adversarial", self.adversarial, ADVERSARIAL_MODES)
+        put("eps", number_in("eps", self.eps, 0.0, 1.0))
+        if self.adversarial != "none" and self.eps == 0.0:
+            raise ValueError(f"eps must be > 0 for adversarial={self.adversarial!r}; got 0")
+        put("attack_steps", positive_int("attack_steps", self.attack_steps))
+        if self.attack_step_size is not None:
+            put("attack_step_size", number_in("attack_step_size", self.attack_step_size, 0.0, 1.0,
+                                              low_open=True))
+        put("trades_beta", number_in("trades_beta", self.trades_beta, 0.0, math.inf))
+        put("sglr_start_epoch", positive_int("sglr_start_epoch", self.sglr_start_epoch))
+        put("sglr_momentum", number_in("sglr_momentum", self.sglr_momentum, 0.0, 1.0, high_open=True))
+        if self.adversarial == "sglr" and self.method != "ce":
+            raise ValueError(f"adversarial='sglr' trains against its own soft labels; use method='ce' "
+                             f"(got method={self.method!r})")
+        put("epochs", positive_int("epochs", self.epochs))
+        put("batch_size", positive_int("batch_size", self.batch_size))
+        choice("optimizer", self.optimizer, OPTIMIZERS)
+        put("lr", number_in("lr", self.lr, 0.0, math.inf, low_open=True))
+        put("momentum", number_in("momentum", self.momentum, 0.0, 1.0, high_open=True))
+        put("weight_decay", number_in("weight_decay", self.weight_decay, 0.0, math.inf))
+        choice("schedule", self.schedule, SCHEDULES)
+        for name in ("train_size", "test_size"):
+            if getattr(self, name) is not None:
+                put(name, positive_int(name, getattr(self, name), minimum=DATASETS[self.dataset].num_classes))
+        put("seed", positive_int("seed", self.seed, minimum=0))
+        choice("device", str(self.device).split(":")[0], DEVICES)
+        choice("compile", self.compile, (False, True))
+        choice("augment", self.augment, (None, False, True))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields {unknown}; allowed: {sorted(known)}")
+        return cls(**values)
+
+    def key(self) -> str:
+        """A readable prefix plus a hash of every field and :data:`TRAIN_CODE_VERSION`."""
+        payload = json.dumps({"config": self.to_dict(), "code": TRAIN_CODE_VERSION}, sort_keys=True)
+        digest = hashlib.sha256(payload.encode()).hexdigest()[:20]
+        return f"{self.dataset}-{self.model}-{self.method}-{self.adversarial}-{digest}"
+
+    @property
+    def step_size(self) -> float:
+        return self.attack_step_size if self.attack_step_size is not None else 2.5 * self.eps / self.attack_steps
+
+    @property
+    def uses_augmentation(self) -> bool:
+        return DATASETS[self.dataset].augment if self.augment is None else self.augment
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict[str, float]]
+    key: str = ""
+    from_cache: bool = False
+    path: Path | None = None
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.history[-1] if self.history else {}
+
+
+# ------------------------------------------------------------------------------ inner attack
+
+def _pgd_linf(model, x, objective, eps, steps, step_size, random_start, generator):
+    """Maximise ``objective(model(x'))`` over ‖x' − x‖∞ ≤ ε, x' ∈ [0, 1], by signed-gradient steps."""
+    if random_start:
+        delta = (torch.rand(x.shape, device=x.device, generator=generator) * 2 - 1) * eps
+    else:
+        delta = torch.zeros_like(x)
+    delta = (x + delta).clamp(0, 1) - x
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        (grad,) = torch.autograd.grad(objective(model(x + delta)), delta)
+        delta = (delta.detach() + step_size * grad.sign()).clamp(-eps, eps)
+        delta = (x + delta).clamp(0, 1) - x
+    return (x + delta).detach()
+
+
+def adversarial_examples(model, x, objective, eps, steps, step_size, random_start, generator):
+    """The single place the trainer calls its inner attack (evaluation mode, no BN updates)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return _pgd_linf(model, x, objective, eps, steps, step_size, random_start, generator)
+    finally:
+        model.train(was_training)
+
+
+def _cross_entropy_objective(labels):
+    return lambda logits: F.cross_entropy(logits.float(), labels)
+
+
+# ------------------------------------------------------------------------------ schedule
+
+def scheduled_lr(schedule: str, base_lr: float, step: int, total_steps: int) -> float:
+    """The learning rate at optimiser step ``step`` (0-based) of ``total_steps``."""
+    t = step / max(total_steps, 1)
+    if schedule == "constant":
+        return base_lr
+    if schedule == "cosine":
+        return base_lr * 0.5 * (1 + math.cos(math.pi * t))
+    if schedule == "onecycle":  # linear warm-up over the first 20 %, then linear decay to 0
+        return base_lr * (t / 0.2 if t < 0.2 else (1 - t) / 0.8)
+    if schedule == "piecewise":  # ÷10 at 50 % and 75 % of training (Madry et al., Rice et al.)
+        return base_lr * (1.0 if t < 0.5 else 0.1 if t < 0.75 else 0.01)
+    raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
+
+
+# ------------------------------------------------------------------------------ training
+
+class _Trainer:
+    """The state of one run; :meth:`state_dict` holds everything needed to resume it exactly."""
+
+    def __init__(self, config: TrainConfig, progress: bool):
+        self.config = config
+        self.progress = progress
+        self.device = torch.device(resolve_device(config.device))
+        self.cuda = self.device.type == "cuda"
+        info = DATASETS[config.dataset]
+        x, y = subset(*load_dataset(config.dataset, "train"), config.train_size, config.seed)
+        x_test, y_test = subset(*load_dataset(config.dataset, "test"), config.test_size, config.seed)
+        self.loader = DeviceLoader(x, y, config.batch_size, shuffle=True,
+                                   augment=config.uses_augmentation, flip=info.flip,
+                                   seed=config.seed, device=str(self.device), return_indices=True)
+        self.x_test, self.y_test = x_test.to(self.device), y_test.to(self.device)
+        # Initialisation draws from torch's global RNG: seed it without disturbing the caller's.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.model = build_model(config.model, info.num_classes, info.shape[0], info.shape[1],
+                                     info.mean, info.std)
+        self.model.to(self.device)
+        if self.cuda:
+            self.model.to(memory_format=torch.channels_last)
+        self.forward = torch.compile(self.model) if config.compile else self.model
+        if config.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr,
+                                             momentum=config.momentum, weight_decay=config.weight_decay)
+        else:
+            self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
+                                              weight_decay=config.weight_decay)
+        self.attack_generator = torch.Generator(device=self.device).manual_seed(config.seed + 1)
+        self.loss = loss_function(config.method, config.alpha, config.temperature)
+        self.soft_labels = None
+        if config.adversarial == "sglr":
+            self.soft_labels = F.one_hot(self.loader.y, info.num_classes).float()
+        self.history: list[dict[str, float]] = []
+        self.total_steps = config.epochs * len(self.loader)
+
+    # -- checkpoint state
+    def state_dict(self) -> dict:
+        return {"model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(),
+                "loader": {"generator": self.loader.generator.get_state().cpu()},
+                "attack_generator": self.attack_generator.get_state().cpu(),
+                "soft_labels": None if self.soft_labels is None else self.soft_labels.cpu(),
+                "history": self.history}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.loader.load_state_dict(state["loader"])
+        self.attack_generator.set_state(state["attack_generator"])
+        if state["soft_labels"] is not None:
+            self.soft_labels = state["soft_labels"].to(self.device)
+        self.history = list(state["history"])
+
+    # -- one step
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda)
+
+    def _attack(self, x, objective, steps, step_size, random_start):
+        return adversarial_examples(self.forward, x, objective, self.config.eps, steps, step_size,
+                                    random_start, self.attack_generator)
+
+    def step_loss(self, x, y, index, epoch):
+        """The training loss of one batch and the logits its accuracy is measured on."""
+        c, mode = self.config, self.config.adversarial
+        if mode == "none":
+            logits = self.forward(x).float()
+            return self.loss(logits, y), logits
+        if mode == "fgsm":
+            x_adv = self._attack(x, _cross_entropy_objective(y), 1, c.eps, random_start=False)
+            logits = self.forward(torch.cat([x, x_adv])).float()
+            clean, adv = logits.chunk(2)
+            return 0.5 * self.loss(clean, y) + 0.5 * self.loss(adv, y), clean
+        if mode == "fgsm_rs":
+            x_adv = self._attack(x, _cross_entropy_objective(y), 1, 1.25 * c.eps, random_start=True)
+            logits = self.forward(x_adv).float()
+            return self.loss(logits, y), logits
+        if mode == "trades":
+            clean = self.forward(x).float()
+            target = F.softmax(clean.detach(), dim=1)
+
+            def kl_to_clean(adv_logits):
+                return F.kl_div(F.log_softmax(adv_logits.float(), dim=1), target, reduction="batchmean")
+
+            x_adv = self._attack(x, kl_to_clean, c.attack_steps, c.step_size, random_start=True)
+            adv = self.forward(x_adv).float()
+            robust = F.kl_div(F.log_softmax(adv, dim=1), F.softmax(clean, dim=1), reduction="batchmean")
+            return self.loss(clean, y) + c.trades_beta * robust, clean
+        x_adv = self._attack(x, _cross_entropy_objective(y), c.attack_steps, c.step_size, random_start=True)
+        logits = self.forward(x_adv).float()
+        if mode == "pgd" or epoch < c.sglr_start_epoch:
+            return self.loss(logits, y), logits
+        # SGLR: refine this example's soft label, then fit the adversarial logits to it.
+        with torch.no_grad():
+            self.model.eval()
+            clean_probs = F.softmax(self.forward(x).float(), dim=1)
+            self.model.train()
+            refined = 0.2 * clean_probs + 0.8 * F.softmax(logits.detach(), dim=1)
+            m = c.sglr_momentum
+            self.soft_labels[index] = m * self.soft_labels[index] + (1 - m) * refined
+        soft = self.soft_labels[index]
+        return -(soft * F.log_softmax(logits, dim=1)).sum(dim=1).mean(), logits
+
+    def run_epoch(self, epoch: int, bar) -> dict[str, float]:
+        self.model.train()
+        started = time.perf_counter()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), device=self.device, dtype=torch.long)
+        seen = 0
+        step = (epoch - 1) * len(self.loader)
+        for x, y, index in self.loader:
+            if self.cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            for group in self.optimizer.param_groups:
+                group["lr"] = scheduled_lr(self.config.schedule, self.config.lr, step, self.total_steps)
+            with self._autocast():
+                loss, logits = self.step_loss(x, y, index, epoch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            # Accumulate on the device: no host synchronisation inside the loop.
+            loss_sum += loss.detach() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
+            seen += len(y)
+            step += 1
+            bar.update(1)
+        return {"epoch": epoch, "loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
+                "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    """Clean accuracy of ``model`` (evaluation mode) on ``(x, y)``."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    for start in range(0, len(y), batch_size):
+        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+        correct += int((model(xb).argmax(1) == yb).sum())
+    model.train(was_training)
+    return correct / max(len(y), 1)
+
+
+def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 10,
+                    seed: int = 0, batch_size: int = 500) -> float:
+    """Accuracy under a 10-step L∞ PGD (step ε/4, random start): a quick training-time monitor."""
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(y), batch_size):
+        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+        x_adv = adversarial_examples(model, xb, _cross_entropy_objective(yb), eps, steps, eps / 4,
+                                     True, generator)
+        with torch.no_grad():
+            correct += int((model(x_adv).argmax(1) == yb).sum())
+    model.train(was_training)
+    return correct / max(len(y), 1)
+
+
+def train(config: TrainConfig, progress: bool = True, eval_robust: bool = False,
+          checkpoint_dir: str | Path | None = None,
+          on_epoch_end: Callable[[int, list[dict]], None] | None = None) -> TrainResult:
+    """Train ``config``; returns the model (evaluation mode) and its per-epoch history.
+
+    With ``checkpoint_dir``, a verified checkpoint is written after every epoch and an existing one
+    for the same config is resumed from. ``eval_robust`` adds ``robust_acc`` (PGD-10 at the
+    config's ε, or the dataset's usual ε for standard training) to each epoch's record; it uses
+    its own random stream, so it does not change what is trained. ``on_epoch_end(epoch, history)``
+    runs after each epoch's checkpoint is saved.
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig; got {type(config).__name__}")
+    from tqdm.auto import tqdm
+
+    trainer = _Trainer(config, progress)
+    key = config.key()
+    start_epoch = 1
+    if checkpoint_dir is not None:
+        state = cache.load_checkpoint(Path(checkpoint_dir), key)
+        if state is not None:
+            trainer.load_state_dict(state)
+            start_epoch = len(trainer.history) + 1
+    eval_eps = config.eps if config.eps > 0 else DATASETS[config.dataset].default_eps
+    epoch_bar = tqdm(total=config.epochs, initial=start_epoch - 1, desc=f"train {config.model}",
+                     unit="epoch", disable=not progress, leave=True)
+    for epoch in range(start_epoch, config.epochs + 1):
+        with tqdm(total=len(trainer.loader), desc=f"epoch {epoch}", unit="batch",
+                  disable=not progress, leave=False) as batch_bar:
+            record = trainer.run_epoch(epoch, batch_bar)
+        record["test_acc"] = accuracy(trainer.model, trainer.x_test, trainer.y_test)
+        if eval_robust:
+            record["robust_acc"] = robust_accuracy(trainer.model, trainer.x_test, trainer.y_test,
+                                                   eval_eps, seed=config.seed + 2)
+        trainer.history.append(record)
+        epoch_bar.update(1)
+        epoch_bar.set_postfix(loss=f"{record['loss']:.3f}", test_acc=f"{record['test_acc']:.3f}")
+        if checkpoint_dir is not None:
+            cache.save_checkpoint(Path(checkpoint_dir), {"key": key, **trainer.state_dict()})
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, trainer.history)
+    epoch_bar.close()
+    trainer.model.eval()
+    return TrainResult(trainer.model, trainer.history, key=key)
+
+
+def _empty_model(config: TrainConfig) -> nn.Module:
+    info = DATASETS[config.dataset]
+    return build_model(config.model, info.num_classes, info.shape[0], info.shape[1], info.mean, info.std)
+
+
+def train_or_load(config: TrainConfig, progress: bool = True, cache_dir: str | Path | None = None,
+                  on_epoch_end: Callable[[int, list[dict]], None] | None = None) -> TrainResult:
+    """The trained model for ``config``: from the cache if a verified entry exists, else trained.
+
+    A per-key file lock makes concurrent callers train once: the first trains (resuming from its
+    last epoch checkpoint if an earlier run was interrupted) and stores, the others wait and load.
+    """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig; got {type(config).__name__}")
+    key = config.key()
+    directory = cache.entry_dir(key, cache_dir)
+    with cache.lock_for(key, cache_dir):
+        stored = cache.load_result(directory, key, config.to_dict())
+        if stored is not None:
+            state_dict, history = stored
+            model = _empty_model(config)
+            model.load_state_dict(state_dict)
+            model.to(resolve_device(config.device)).eval()
+            return TrainResult(model, history, key=key, from_cache=True, path=directory)
+        result = train(config, progress=progress, checkpoint_dir=directory, on_epoch_end=on_epoch_end)
+        cache.store_result(directory, key, config.to_dict(), result.model.state_dict(), result.history)
+        cache.clear_checkpoint(directory)
+        result.path = directory
+        return result
+
+
+# ------------------------------------------------------------------------------ command line
+
+def _cli_type(f: dataclasses.Field):
+    default = f.default
+    if f.name in ("train_size", "test_size", "attack_steps", "sglr_start_epoch", "epochs",
+                  "batch_size", "seed"):
+        return int
+    if f.name == "attack_step_size" or isinstance(default, float):
+        return float
+    return str
+
+
+def add_cli(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train", help="train a model (or load it from the cache) and print its final metrics",
+        description="Train one configuration with lsnotes.train.train_or_load. Options default to "
+                    "TrainConfig's defaults.")
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name in ("compile", "augment"):
+            parser.add_argument(flag, action=argparse_boolean(), default=None,
+                                help=f"(default: {f.default})")
+        else:
+            parser.add_argument(flag, type=_cli_type(f), default=None, help=f"(default: {f.default})")
+    parser.add_argument("--cache-dir", default=None, help="cache folder (default: $LSNOTES_CACHE "
+                                                          "or ~/.cache/lsnotes)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=_run_cli)
+
+
+def argparse_boolean():
+    import argparse
+
+    return argparse.BooleanOptionalAction
+
+
+def _run_cli(args) -> int:
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name) is not None}
+    config = TrainConfig(**given)
+    result = train_or_load(config, progress=not args.quiet, cache_dir=args.cache_dir)
+    source = "loaded from cache" if result.from_cache else "trained"
+    metrics = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                        for k, v in result.final.items())
+    print(f"{source}: {metrics}")
+    print(f"cache: {result.path}")
+    return 0
