@@ -193,6 +193,7 @@ class ChapterResult:
     parameters: dict = field(default_factory=dict)
     notebook: str = ""
     error: str = ""
+    failed_cell: str = ""           # source of the cell that raised, shortened
 
 
 def execute_chapter(chapter: Chapter, notebook, parameters: dict, out_dir: Path, cwd: Path,
@@ -211,13 +212,19 @@ def execute_chapter(chapter: Chapter, notebook, parameters: dict, out_dir: Path,
                                        progress_bar=progress_bar)
         except PapermillExecutionError as err:
             result.status = "failed"
-            result.error = (f"cell {err.exec_count}: {err.ename}: {err.evalue}")
+            result.error = f"{err.ename}: {err.evalue}"
+            result.failed_cell = _shorten(err.source)
         except Exception as err:  # kernel died, timeout, ...: report it and go on
             result.status = "failed"
             result.error = f"{type(err).__name__}: {err}"
     result.wall_s = round(time.perf_counter() - start, 3)
     result.peak_memory_mb = round(memory.peak_bytes / 2**20, 1)
     return result
+
+
+def _shorten(source: str, lines: int = 3) -> str:
+    kept = source.strip().splitlines()
+    return "\n".join(kept[:lines] + (["..."] if len(kept) > lines else []))
 
 
 def run_book(chapters: list[str] | None = None, *, profile: str = "quick", seed: int = 0,

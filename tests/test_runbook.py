@@ -188,7 +188,8 @@ def test_bad_parameter_fails_at_the_check_cell_of_a_tiny_chapter(tiny_book, tmp_
     chapter = runbook.select_chapters(runbook.book_chapters(tiny_book), ["tiny"])[0]
     result = _execute_with(chapter, tmp_path, **parameters)
     assert result.status == "failed"
-    assert result.error == f"cell 2: {message}"  # the cell right after `parameters`
+    assert result.error == message
+    assert "params = lsnotes.checks.chapter_params(profile, seed, device)" in result.failed_cell
 
 
 @pytest.mark.chapters
