@@ -194,6 +194,15 @@ def _read_uint8(name: str, split: str, root: str, download: bool) -> tuple[np.nd
     return images, labels
 
 
+def _root_of(root) -> str:
+    return str((Path(root).expanduser() if root is not None else default_root()).resolve())
+
+
+def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    x = torch.from_numpy(np.array(images, dtype=np.float32)).div_(255.0)
+    return x, torch.from_numpy(np.array(labels, dtype=np.int64))
+
+
 def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None = None,
                  download: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Return ``(x, y)``: float32 images in [0, 1] shaped N×C×H×W and int64 labels.
@@ -203,38 +212,52 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     """
     choice("name", name, DATASETS)
     choice("split", split, SPLITS)
-    root = Path(root).expanduser() if root is not None else default_root()
-    images, labels = _read_uint8(name, split, str(root.resolve()), bool(download))
-    x = torch.from_numpy(np.array(images, dtype=np.float32)).div_(255.0)
-    y = torch.from_numpy(labels.copy())
+    images, labels = _read_uint8(name, split, _root_of(root), bool(download))
     expected = DATASETS[name].shape
-    if tuple(x.shape[1:]) != expected:
-        raise ValueError(f"dataset {name!r} images have shape {tuple(x.shape[1:])}, expected {expected}")
-    return x, y
+    if tuple(images.shape[1:]) != expected:
+        raise ValueError(f"dataset {name!r} images have shape {tuple(images.shape[1:])}, expected {expected}")
+    return _to_tensors(images, labels)
 
 
-def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int = 0
-           ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A deterministic, class-balanced subset of ``n`` examples (all of them when ``n`` is None).
+def load_subset(name: str, split: str, n: int | None, seed: int = 0,
+                root: str | os.PathLike | None = None, download: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``subset(*load_dataset(name, split), n, seed)``, converting only the chosen images."""
+    choice("name", name, DATASETS)
+    choice("split", split, SPLITS)
+    images, labels = _read_uint8(name, split, _root_of(root), bool(download))
+    index = subset_indices(torch.from_numpy(np.array(labels, dtype=np.int64)), n, seed).numpy()
+    return _to_tensors(images[index], labels[index])
+
+
+def subset_indices(y: torch.Tensor, n: int | None, seed: int = 0) -> torch.Tensor:
+    """Indices of a deterministic, class-balanced subset of ``n`` examples (all when ``n`` is None).
 
     Each class contributes ``n // K`` examples (the first ``n % K`` classes one more), drawn by a
     seeded permutation; classes with too few examples give all they have.
     """
+    y = y.cpu()
     if n is None or n >= len(y):
-        return x, y
+        return torch.arange(len(y))
     n = positive_int("n", n)
     generator = torch.Generator().manual_seed(positive_int("seed", seed, minimum=0))
-    classes = torch.unique(y.cpu())
+    classes = torch.unique(y)
     per_class = [n // len(classes) + (1 if i < n % len(classes) else 0) for i in range(len(classes))]
     chosen = []
     for label, count in zip(classes.tolist(), per_class):
-        members = torch.nonzero(y.cpu() == label).flatten()
-        order = torch.randperm(len(members), generator=generator)
-        chosen.append(members[order[:count]])
+        members = torch.nonzero(y == label).flatten()
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:count]])
     # Interleave classes in a seeded order so a prefix of the subset is balanced too.
     index = torch.cat(chosen)
-    index = index[torch.randperm(len(index), generator=generator)]
-    index = index.to(y.device)
+    return index[torch.randperm(len(index), generator=generator)]
+
+
+def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int = 0
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The examples at :func:`subset_indices` (``x, y`` themselves when ``n`` is None)."""
+    if n is None or n >= len(y):
+        return x, y
+    index = subset_indices(y, n, seed).to(y.device)
     return x[index], y[index]
 
 

@@ -37,7 +37,7 @@ from torch import nn
 
 from lsnotes import cache
 from lsnotes.checks import DEVICES, choice, number_in, positive_int, resolve_device
-from lsnotes.data import DATASETS, DeviceLoader, load_dataset, subset
+from lsnotes.data import DATASETS, DeviceLoader, load_subset
 from lsnotes.losses import METHODS, loss_function
 from lsnotes.models import MODELS, build_model
 
@@ -214,8 +214,8 @@ class _Trainer:
         self.device = torch.device(resolve_device(config.device))
         self.cuda = self.device.type == "cuda"
         info = DATASETS[config.dataset]
-        x, y = subset(*load_dataset(config.dataset, "train"), config.train_size, config.seed)
-        x_test, y_test = subset(*load_dataset(config.dataset, "test"), config.test_size, config.seed)
+        x, y = load_subset(config.dataset, "train", config.train_size, config.seed)
+        x_test, y_test = load_subset(config.dataset, "test", config.test_size, config.seed)
         self.loader = DeviceLoader(x, y, config.batch_size, shuffle=True,
                                    augment=config.uses_augmentation, flip=info.flip,
                                    seed=config.seed, device=str(self.device), return_indices=True)

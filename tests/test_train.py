@@ -1,0 +1,114 @@
+"""TrainConfig validation, the inner attack, every adversarial mode, determinism, accuracy, CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+
+from lsnotes import cache, cli
+from lsnotes.train import (ADVERSARIAL_MODES, TrainConfig, _pgd_linf, scheduled_lr, train,
+                           train_or_load)
+
+TINY = dict(model="linear", train_size=200, test_size=100, epochs=2, batch_size=50, device="cpu")
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"dataset": "imagenet"}, "dataset"), ({"model": "vgg"}, "model"), ({"method": "xls"}, "method"),
+    ({"alpha": 1.5}, "alpha"), ({"alpha": -0.1}, "alpha"), ({"eps": -0.1}, "eps"),
+    ({"epochs": 0}, "epochs"), ({"adversarial": "pgd", "eps": 0.0}, "eps must be > 0"),
+    ({"adversarial": "free"}, "adversarial"), ({"optimizer": "lbfgs"}, "optimizer"),
+    ({"schedule": "step"}, "schedule"), ({"temperature": 0}, "temperature"),
+    ({"adversarial": "sglr", "eps": 0.1, "method": "als"}, "sglr"), ({"device": "tpu"}, "device"),
+    ({"train_size": 3}, "train_size"), ({"batch_size": 2.5}, "batch_size"),
+    ({"sglr_momentum": 1.0}, "sglr_momentum"),
+])
+def test_bad_configs_raise(bad, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**bad)
+
+
+def test_config_round_trip_and_key():
+    config = TrainConfig(method="als", alpha=0.1, adversarial="pgd", eps=0.1)
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert config.key() == TrainConfig.from_dict(config.to_dict()).key()
+    assert config.key() != dataclasses.replace(config, alpha=0.2).key()
+    assert config.key() != dataclasses.replace(config, seed=1).key()
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.from_dict({**config.to_dict(), "colour": "red"})
+    assert config.step_size == pytest.approx(2.5 * 0.1 / 10)
+
+
+def test_schedules():
+    assert scheduled_lr("constant", 0.1, 50, 100) == 0.1
+    assert scheduled_lr("cosine", 0.1, 0, 100) == 0.1 and scheduled_lr("cosine", 0.1, 100, 100) < 1e-12
+    onecycle = [scheduled_lr("onecycle", 0.1, s, 100) for s in range(100)]
+    assert max(onecycle) == pytest.approx(0.1) and onecycle[0] == 0 and onecycle[-1] < 0.002
+    assert [scheduled_lr("piecewise", 1.0, s, 100) for s in (0, 60, 90)] == [1.0, 0.1, 0.01]
+
+
+def test_pgd_stays_in_the_ball_and_raises_the_loss():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
+    x, y = torch.rand(20, 1, 4, 4), torch.randint(0, 3, (20,))
+    loss = lambda logits: torch.nn.functional.cross_entropy(logits, y)
+    x_adv = _pgd_linf(model, x, loss, 0.1, 5, 0.03, True, torch.Generator().manual_seed(0))
+    assert float((x_adv - x).abs().max()) <= 0.1 + 1e-6 and 0 <= float(x_adv.min()) <= float(x_adv.max()) <= 1
+    with torch.no_grad():
+        assert float(loss(model(x_adv))) > float(loss(model(x)))
+
+
+@pytest.mark.parametrize("mode", ADVERSARIAL_MODES)
+def test_every_adversarial_mode_trains(mode, tmp_path):
+    config = TrainConfig(**{**TINY, "epochs": 2}, adversarial=mode, eps=0.0 if mode == "none" else 0.1,
+                         attack_steps=2, sglr_start_epoch=2,
+                         method="ce" if mode == "sglr" else "als", alpha=0.1)
+    kept = {}
+    result = train(config, progress=False, eval_robust=True, checkpoint_dir=tmp_path,
+                   on_epoch_end=lambda epoch, history: kept.update(epoch=epoch))
+    assert kept["epoch"] == 2 and [h["epoch"] for h in result.history] == [1, 2]
+    assert all(math.isfinite(h["loss"]) and 0 <= h["robust_acc"] <= h["test_acc"] + 0.2
+               for h in result.history)
+    soft = cache.load_checkpoint(tmp_path, config.key())["soft_labels"]
+    if mode == "sglr":  # refined labels: still distributions, no longer one-hot
+        assert torch.allclose(soft.sum(1), torch.ones(len(soft)), atol=1e-5)
+        assert float(soft.max(1).values.min()) < 1.0
+    else:
+        assert soft is None
+
+
+def test_same_config_gives_bit_identical_weights():
+    config = TrainConfig(**TINY, adversarial="fgsm_rs", eps=0.1)
+    first = train(config, progress=False).model.state_dict()
+    second = train(config, progress=False).model.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    third = train(dataclasses.replace(config, seed=1), progress=False).model.state_dict()
+    assert not all(torch.equal(first[k], third[k]) for k in first)
+
+
+@pytest.mark.slow
+def test_short_run_is_well_above_chance():
+    config = TrainConfig(model="mlp", method="sls", alpha=0.1, train_size=2000, test_size=1000,
+                         epochs=2, batch_size=64, lr=0.05, device="cpu")
+    history = train(config, progress=False).history
+    assert history[-1]["test_acc"] > 0.6, history
+
+
+def test_train_rejects_a_non_config():
+    with pytest.raises(ValueError, match="TrainConfig"):
+        train({"model": "mlp"})
+
+
+def test_cli_trains_then_loads(tmp_path, capsys):
+    argv = ["train", "--model", "linear", "--method", "bls", "--alpha", "0.1", "--epochs", "1",
+            "--train-size", "100", "--test-size", "50", "--device", "cpu", "--quiet",
+            "--cache-dir", str(tmp_path)]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("trained: ") and "test_acc=" in out and str(tmp_path) in out
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out.startswith("loaded from cache: ")
+    assert cli.main(argv[:-2] + ["--alpha", "2"]) == 2
+    assert "alpha" in capsys.readouterr().err
