@@ -1,0 +1,173 @@
+"""The checkpoint cache: corruption is detected and retrained, interrupted runs resume exactly,
+and concurrent callers train a configuration once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+import torch
+
+from lsnotes import cache
+from lsnotes.train import TrainConfig, train_or_load
+
+CONFIG = TrainConfig(model="linear", train_size=100, test_size=50, epochs=2, batch_size=25,
+                     device="cpu", seed=5)
+
+
+def same_weights(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_atomic_write_replaces_whole_files(tmp_path):
+    path = tmp_path / "sub" / "f.bin"
+    cache.atomic_write(path, b"first")
+    cache.atomic_write(path, b"second")
+    assert path.read_bytes() == b"second" and os.listdir(path.parent) == ["f.bin"]
+
+
+def test_cache_root_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("LSNOTES_CACHE", str(tmp_path))
+    assert cache.cache_root() == tmp_path and cache.cache_root("/x") == cache.Path("/x")
+    with pytest.raises(ValueError, match="key"):
+        cache.entry_dir("../escape")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A first run into a fresh cache, and its weights."""
+    root = tmp_path_factory.mktemp("cache")
+    result = train_or_load(CONFIG, progress=False, cache_dir=root)
+    return root, {k: v.clone() for k, v in result.model.state_dict().items()}
+
+
+def test_second_call_loads_from_cache(trained):
+    root, weights = trained
+    again = train_or_load(CONFIG, progress=False, cache_dir=root)
+    assert again.from_cache and same_weights(again.model.state_dict(), weights)
+    assert [h["epoch"] for h in again.history] == [1, 2]
+    assert not (again.path / cache.PROGRESS).exists()
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+
+
+def _flip_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def _tamper_manifest(path):
+    manifest = json.loads(path.read_text())
+    manifest["files"][cache.WEIGHTS] = "0" * 64
+    path.write_text(json.dumps(manifest))
+
+
+def _tamper_record(path):
+    record = json.loads(path.read_text())
+    record["config"]["alpha"] = 0.5
+    text = json.dumps(record).encode()
+    path.write_bytes(text)
+    # Re-sign the manifest too: a consistent forgery must still be caught by the config check.
+    manifest_path = path.parent / cache.MANIFEST
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"][cache.RECORD] = cache.sha256(text)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("damage, victim", [(_truncate, cache.WEIGHTS), (_flip_byte, cache.WEIGHTS),
+                                            (_tamper_manifest, cache.MANIFEST),
+                                            (_tamper_record, cache.RECORD),
+                                            (os.remove, cache.RECORD)])
+def test_corruption_is_detected_and_retrained(trained, damage, victim):
+    root, weights = trained
+    damage(cache.entry_dir(CONFIG.key(), root) / victim)
+    with pytest.warns(cache.CacheWarning, match="discarding"):
+        result = train_or_load(CONFIG, progress=False, cache_dir=root)
+    assert not result.from_cache and same_weights(result.model.state_dict(), weights)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert train_or_load(CONFIG, progress=False, cache_dir=root).from_cache
+
+
+def test_interrupted_run_resumes_at_epoch_2_with_the_same_weights(trained, tmp_path):
+    _, uninterrupted = trained
+
+    def stop_after_first_epoch(epoch, history):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_or_load(CONFIG, progress=False, cache_dir=tmp_path, on_epoch_end=stop_after_first_epoch)
+    assert (cache.entry_dir(CONFIG.key(), tmp_path) / cache.PROGRESS).exists()
+    epochs_run = []
+    result = train_or_load(CONFIG, progress=False, cache_dir=tmp_path,
+                           on_epoch_end=lambda epoch, history: epochs_run.append(epoch))
+    assert epochs_run == [2] and [h["epoch"] for h in result.history] == [1, 2]
+    assert same_weights(result.model.state_dict(), uninterrupted)
+
+
+def test_corrupt_checkpoint_is_discarded_and_training_restarts(trained, tmp_path):
+    _, uninterrupted = trained
+
+    def stop(epoch, history):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_or_load(CONFIG, progress=False, cache_dir=tmp_path, on_epoch_end=stop)
+    _flip_byte(cache.entry_dir(CONFIG.key(), tmp_path) / cache.PROGRESS)
+    epochs_run = []
+    with pytest.warns(cache.CacheWarning):
+        result = train_or_load(CONFIG, progress=False, cache_dir=tmp_path,
+                               on_epoch_end=lambda epoch, history: epochs_run.append(epoch))
+    assert epochs_run == [1, 2] and same_weights(result.model.state_dict(), uninterrupted)
+
+
+WORKER = textwrap.dedent("""
+    import hashlib, sys
+    from lsnotes.train import TrainConfig, train_or_load
+    config = TrainConfig.from_dict({config!r})
+    result = train_or_load(config, progress=False, cache_dir=sys.argv[1])
+    digest = hashlib.sha256(b"".join(v.numpy().tobytes() for v in result.model.state_dict().values()))
+    print(result.from_cache, [h["epoch"] for h in result.history], digest.hexdigest())
+""")
+
+
+def _spawn(root):
+    return subprocess.Popen([sys.executable, "-c", WORKER.format(config=CONFIG.to_dict()), str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _digest(weights):
+    return hashlib.sha256(b"".join(v.numpy().tobytes() for v in weights.values())).hexdigest()
+
+
+@pytest.mark.slow
+def test_concurrent_processes_train_once_resuming_an_interrupted_run(trained, tmp_path):
+    _, uninterrupted = trained
+
+    def stop_after_first_epoch(epoch, history):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_or_load(CONFIG, progress=False, cache_dir=tmp_path, on_epoch_end=stop_after_first_epoch)
+    # Two processes now ask for the same model: one resumes the run at epoch 2, the other waits.
+    workers = [_spawn(tmp_path) for _ in range(2)]
+    outputs = []
+    for worker in workers:
+        out, err = worker.communicate(timeout=180)
+        assert worker.returncode == 0, err
+        outputs.append(out.split(maxsplit=1))
+    flags = sorted(flag for flag, _ in outputs)
+    assert flags == ["False", "True"]                       # trained once, loaded once
+    assert outputs[0][1] == outputs[1][1]
+    assert outputs[0][1].strip().endswith(_digest(uninterrupted))
+
