@@ -41,8 +41,21 @@ METHOD_COLORS = {
 
 
 def use_book_style() -> None:
-    """Apply the book's matplotlib style (readable fonts, light grid)."""
+    """Apply the book's matplotlib style, and show bare ``Figure`` objects as PNG in notebooks."""
     matplotlib.rcParams.update(BOOK_STYLE)
+    _register_png_display()
+
+
+def _register_png_display() -> None:
+    # Figures made outside pyplot have no PNG display of their own unless the inline backend
+    # was switched on; register one so `fig` as a cell's last line always shows the picture.
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        shell.display_formatter.formatters["image/png"].for_type(Figure, figure_png)
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 6.4, height: float = 4.0,
