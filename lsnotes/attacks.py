@@ -164,6 +164,29 @@ def _predict(model, x, batch_size: int = 1024) -> torch.Tensor:
         return torch.cat([model(chunk).argmax(1) for chunk in x.split(batch_size)])
 
 
+class _Adam:
+    """Adam (Kingma & Ba) ascent on one tensor, elementwise, so each example evolves on its own.
+
+    Written out because ``torch.optim`` costs seconds of imports on first use, and we need none of
+    its machinery (param groups, state dicts) for one tensor.
+    """
+
+    def __init__(self, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.lr, (self.beta1, self.beta2), self.eps = lr, betas, eps
+        self.m = self.v = None
+        self.t = 0
+
+    def descent(self, param: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        if self.m is None:
+            self.m, self.v = torch.zeros_like(grad), torch.zeros_like(grad)
+        self.t += 1
+        self.m = self.beta1 * self.m + (1 - self.beta1) * grad
+        self.v = self.beta2 * self.v + (1 - self.beta2) * grad * grad
+        m_hat = self.m / (1 - self.beta1 ** self.t)
+        v_hat = self.v / (1 - self.beta2 ** self.t)
+        return param - self.lr * m_hat / (v_hat.sqrt() + self.eps)
+
+
 def _steps_bar(total: int, progress: bool, desc: str):
     return tqdm(total=total, desc=desc, disable=not progress, leave=False)
 
@@ -357,13 +380,14 @@ def tanh_linf(model, x, y, eps, *, steps: int = 20, step_size: float = 0.1, loss
     low, high = linf_bounds(x, eps)
     width = high - low
     position = torch.where(width > 0, (x - low) / width.clamp_min(1e-12), torch.full_like(x, 0.5))
-    w = torch.atanh((2 * position - 1).clamp(-(1 - 1e-6), 1 - 1e-6)).requires_grad_(True)
-    optimiser = torch.optim.Adam([w], lr=step_size)
+    w = torch.atanh((2 * position - 1).clamp(-(1 - 1e-6), 1 - 1e-6))
+    optimiser = _Adam(step_size)
     with frozen_model(model):
         best_x = x.clone()
         best_wrong = torch.zeros(len(x), dtype=torch.bool, device=x.device)
         best_loss = torch.full((len(x),), -math.inf, device=x.device)
         for step in tqdm(range(steps + 1), desc="tanh_linf", disable=not progress, leave=False):
+            w.requires_grad_(step < steps)
             x_adv = torch.maximum(torch.minimum(low + width * (torch.tanh(w) + 1) / 2, high), low)
             logits = model(x_adv)
             if step == 0:
@@ -376,9 +400,8 @@ def tanh_linf(model, x, y, eps, *, steps: int = 20, step_size: float = 0.1, loss
             best_loss = torch.where(better, losses.detach(), best_loss)
             if step == steps:
                 break
-            optimiser.zero_grad()
-            (-losses.sum()).backward()
-            optimiser.step()
+            grad, = torch.autograd.grad(-losses.sum(), w)
+            w = optimiser.descent(w.detach(), grad)
     return best_x
 
 
@@ -476,10 +499,11 @@ def carlini_wagner_l2(model, x, y, *, c_init: float = 1e-2, binary_steps: int = 
     bar = _steps_bar(binary_steps * max_iter, progress, "cw_l2")
     with frozen_model(model):
         for _ in range(binary_steps):
-            w = w_start.clone().requires_grad_(True)
-            optimiser = torch.optim.Adam([w], lr=lr)
+            w = w_start.clone()
+            optimiser = _Adam(lr)
             succeeded = torch.zeros(n, dtype=torch.bool, device=x.device)
             for step in range(max_iter + 1):
+                w.requires_grad_(step < max_iter)
                 x_adv = ((torch.tanh(w) + 1) / 2).clamp(0, 1)
                 logits = model(x_adv)
                 dist = (x_adv - x).flatten(1).pow(2).sum(1)
@@ -494,9 +518,8 @@ def carlini_wagner_l2(model, x, y, *, c_init: float = 1e-2, binary_steps: int = 
                 if step == max_iter:
                     break
                 objective = dist + c * gap.clamp_min(-kappa)
-                optimiser.zero_grad()
-                objective.sum().backward()
-                optimiser.step()
+                grad, = torch.autograd.grad(objective.sum(), w)
+                w = optimiser.descent(w.detach(), grad)
                 bar.update(1)
             upper = torch.where(succeeded, torch.minimum(upper, c), upper)
             lower = torch.where(succeeded, lower, torch.maximum(lower, c))

@@ -1,0 +1,328 @@
+"""Attack invariants, argument checks, and cross-checks against independent implementations."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from torch import nn
+
+from lsnotes import attacks
+
+SHAPE = (1, 6, 6)
+N_CLASSES = 10
+
+# settings that keep every registered attack well under a second on a tiny model
+CHEAP = {
+    "multitargeted": {"restarts": 3, "steps": 5},
+    "odi": {"restarts": 2, "steps": 5},
+    "apgd_ce": {"steps": 10},
+    "autoattack": {"version": "custom", "attacks_to_run": ["apgd-ce"]},
+    "deepfool": {"max_iter": 10},
+    "cw_l2": {"binary_steps": 2, "max_iter": 10},
+    "tanh_linf": {"steps": 5},
+    "square": {"n_queries": 30},
+}
+
+
+def blobs(n: int, seed: int):
+    """Ten Gaussian blobs in [0, 1]^(1×6×6): a task a linear model learns in a second."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.rand(N_CLASSES, *SHAPE, generator=torch.Generator().manual_seed(123))
+    y = torch.randint(0, N_CLASSES, (n,), generator=g)
+    x = (centres[y] + 0.25 * torch.randn(n, *SHAPE, generator=g)).clamp(0, 1)
+    return x, y
+
+
+def trained_linear(steps: int = 150) -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(36, N_CLASSES))
+    x, y = blobs(512, seed=1)
+    for _ in range(steps):  # plain gradient descent: torch.optim's first use costs seconds
+        grads = torch.autograd.grad(nn.functional.cross_entropy(model(x), y), model.parameters())
+        with torch.no_grad():
+            for p, g in zip(model.parameters(), grads):
+                p -= 0.5 * g
+    model.eval()
+    return model
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core box they lose ~10×."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def linear():
+    return trained_linear()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return blobs(24, seed=2)
+
+
+def random_bn_net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3), nn.ReLU(),
+                         nn.Flatten(), nn.Linear(3 * 36, N_CLASSES))
+
+
+def snapshot(model):
+    return copy.deepcopy(model.state_dict()), [(p.requires_grad, p.grad) for p in model.parameters()]
+
+
+@pytest.mark.parametrize("name", sorted(attacks.ATTACKS))
+def test_every_attack_keeps_the_contract(name, data):
+    model = random_bn_net()
+    model.train()                       # the attack must hand it back in train mode
+    model[0].weight.requires_grad_(False)  # and keep a frozen flag frozen
+    state, flags = snapshot(model)
+    x, y = data
+    eps = 0.05
+    rng_before = torch.get_rng_state()
+    x_adv = attacks.run_attack(name, model, x, y, eps, generator=torch.Generator().manual_seed(1),
+                               **CHEAP.get(name, {}))
+    assert torch.equal(torch.get_rng_state(), rng_before), "global RNG was touched"
+    assert model.training
+    after_state, after_flags = snapshot(model)
+    assert after_flags == flags         # requires_grad restored, .grad still None
+    for key in state:                   # weights and batch-norm statistics unchanged
+        assert torch.equal(state[key], after_state[key]), key
+    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert ((x_adv - x).abs() <= eps).all()
+    assert ((x_adv.double() - x.double()).abs() <= eps).all()
+
+
+@settings(max_examples=15, deadline=None)
+@given(eps=st.floats(0, 0.6), steps=st.integers(1, 4), n=st.integers(1, 5),
+       norm=st.sampled_from(["linf", "l2"]), loss=st.sampled_from(["ce", "cw"]),
+       seed=st.integers(0, 2**16), restarts=st.integers(1, 2))
+def test_pgd_stays_in_the_ball_for_any_settings(eps, steps, n, norm, loss, seed, restarts):
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(7, 4))
+    x = torch.rand(n, 7)
+    x[x < 0.2] = 0.0                    # pixels on the box edges
+    x[x > 0.8] = 1.0
+    y = torch.randint(0, 4, (n,))
+    x_adv = attacks.pgd(model, x, y, eps, steps=steps, norm=norm, loss=loss, restarts=restarts,
+                        step_size=3 * eps, generator=torch.Generator().manual_seed(seed))
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    if norm == "linf":
+        assert ((x_adv - x).abs() <= eps).all()
+        assert ((x_adv.double() - x.double()).abs() <= eps).all()
+    else:
+        assert ((x_adv - x).flatten(1).norm(dim=1) <= eps).all()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, x, y: attacks.pgd(m, x, y, -0.1), "eps"),
+    (lambda m, x, y: attacks.pgd(m, x, y, 0.1, steps=0), "steps"),
+    (lambda m, x, y: attacks.pgd(m, x * 2, y, 0.1), "[0, 1]"),
+    (lambda m, x, y: attacks.pgd(m, x, y[:-1], 0.1), "shape"),
+    (lambda m, x, y: attacks.pgd(m, x, y, 0.1, norm="l1"), "norm"),
+    (lambda m, x, y: attacks.pgd(m, x, y + 100, 0.1), "outputs"),
+    (lambda m, x, y: attacks.fgsm(m, x, y.float(), 0.1), "integer"),
+    (lambda m, x, y: attacks.run_attack("pgd7", m, x, y, 0.1), "attack"),
+    (lambda m, x, y: attacks.run_attack("pgd20", m, x, y, 0.1, stepz=3), "stepz"),
+    (lambda m, x, y: attacks.carlini_wagner_l2(m, x, y, x0="one"), "x0"),
+    (lambda m, x, y: attacks.deepfool(m, x, max_iter=0), "max_iter"),
+    (lambda m, x, y: attacks.autoattack(m, x, y, 0.1, version="custom"), "attacks_to_run"),
+])
+def test_bad_arguments_raise_clear_errors(call, message, linear, data):
+    x, y = data
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        call(linear, x, y)
+
+
+def reference_pgd(model, x, y, eps, steps, step_size):
+    """A textbook L∞ PGD loop written independently of lsnotes (no random start, last iterate)."""
+    x_adv = x.clone()
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        loss = nn.functional.cross_entropy(model(x_adv), y)
+        grad, = torch.autograd.grad(loss, x_adv)
+        x_adv = x_adv.detach() + step_size * grad.sign()
+        x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp(0, 1)
+    return x_adv
+
+
+def test_pgd_matches_torchattacks_and_a_textbook_loop(linear, data):
+    import torchattacks
+
+    x, y = data
+    eps, steps, alpha = 0.1, 10, 0.02
+    ours = attacks.pgd(linear, x, y, eps, steps=steps, step_size=alpha, random_start=False,
+                       keep_best=False)
+    theirs = torchattacks.PGD(linear, eps=eps, alpha=alpha, steps=steps, random_start=False)(x, y)
+    textbook = reference_pgd(linear, x, y, eps, steps, alpha)
+    # projections are written differently (clip of δ vs clip of x), so allow float rounding
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+    torch.testing.assert_close(ours, textbook, atol=1e-6, rtol=0)
+
+
+def test_restarts_and_best_iterate_never_make_the_attack_weaker(linear, data):
+    x, y = data
+    eps = 0.08
+    one = attacks.pgd(linear, x, y, eps, steps=5, generator=torch.Generator().manual_seed(3))
+    five = attacks.pgd(linear, x, y, eps, steps=5, restarts=5,
+                       generator=torch.Generator().manual_seed(3))
+    last = attacks.pgd(linear, x, y, eps, steps=5, keep_best=False,
+                       generator=torch.Generator().manual_seed(3))
+    wrong = {k: linear(v).argmax(1) != y for k, v in dict(one=one, five=five, last=last).items()}
+    assert (wrong["five"] >= wrong["one"]).all()   # first restart = the single run, so ⊇
+    assert (wrong["one"] >= wrong["last"]).all()
+    assert wrong["five"].sum() > 0
+
+
+def test_same_generator_seed_same_result_other_seed_differs(linear, data):
+    x, y = data
+    runs = [attacks.run_attack("pgd10", linear, x, y, 0.1, generator=torch.Generator().manual_seed(s))
+            for s in (5, 5, 6)]
+    assert torch.equal(runs[0], runs[1])
+    assert not torch.equal(runs[0], runs[2])
+
+
+def test_apgd_ce_equals_the_original_called_directly(linear, data):
+    from autoattack.autopgd_pt import APGDAttack
+
+    x, y = data
+    images = x  # already (N, 1, 6, 6)
+    ours = attacks.apgd_ce(linear, x, y, 0.1, steps=20, seed=7)
+    direct = APGDAttack(linear, n_iter=20, eps=0.1, seed=7, loss="ce", device="cpu")
+    _, theirs = direct.perturb(images, y, cheap=True)
+    torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
+
+
+def test_autoattack_wrapper_agrees_with_the_original_and_records_the_breaking_attack(linear, data):
+    from autoattack import AutoAttack
+
+    x, y = data
+    eps = 0.15
+    parts = ["apgd-ce", "apgd-t"]
+    # n_classes=4 limits APGD-T to 3 target classes, to keep the test short
+    x_adv, broken_by = attacks.autoattack(linear, x, y, eps, version="custom",
+                                          attacks_to_run=parts, seed=11, n_classes=4)
+    direct = AutoAttack(linear, norm="Linf", eps=eps, seed=11, verbose=False, version="custom",
+                        attacks_to_run=parts, device="cpu")
+    direct.apgd_targeted.n_target_classes = 3
+    theirs = direct.run_standard_evaluation(x, y, bs=250)
+    our_robust = linear(x_adv).argmax(1) == y
+    their_robust = linear(theirs).argmax(1) == y
+    assert torch.equal(our_robust, their_robust)
+    assert 0 < our_robust.sum() < len(y)           # the check has both outcomes to compare
+    assert [b is None for b in broken_by] == our_robust.tolist()
+    clean_wrong = (linear(x).argmax(1) != y).tolist()
+    assert [b == "clean" for b in broken_by] == clean_wrong
+    assert set(broken_by) <= {None, "clean", *parts}
+
+
+def linear_binary(w: torch.Tensor, b: float) -> nn.Module:
+    """Logits (0, w·x + b): the decision boundary is the hyperplane w·x + b = 0."""
+    layer = nn.Linear(w.numel(), 1)
+    with torch.no_grad():
+        layer.weight.copy_(w.view(1, -1))
+        layer.bias.fill_(b)
+
+    class Binary(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = layer
+
+        def forward(self, x):
+            z = self.layer(x.flatten(1))
+            return torch.cat([torch.zeros_like(z), z], 1)
+
+    return Binary()
+
+
+def binary_case():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(20, generator=g)
+    x = 0.4 + 0.2 * torch.rand(6, 20, generator=g)   # well inside the box, so it does not bind
+    b = -(x @ w).mean().item()
+    margin = x @ w + b
+    y = (margin > 0).long()
+    exact = margin.abs() / w.norm()
+    return linear_binary(w, b), x, y, exact
+
+
+def test_deepfool_finds_the_exact_distance_on_a_linear_model():
+    model, x, y, exact = binary_case()
+    overshoot = 0.02
+    x_adv, norms, success = attacks.deepfool(model, x, overshoot=overshoot)
+    assert success.all()
+    # one step lands on the hyperplane (+1e-4 in the numerator); the overshoot scales it
+    expected = (1 + overshoot) * (exact + 1e-4 / model.layer.weight.norm())
+    torch.testing.assert_close(norms, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_deepfool_vectorised_equals_per_image_runs(data):
+    x, _ = data
+    model = random_bn_net(seed=3).eval()
+    x_adv, norms, success = attacks.deepfool(model, x[:6])
+    for i in range(6):
+        one, one_norm, one_success = attacks.deepfool(model, x[i:i + 1])
+        torch.testing.assert_close(one[0], x_adv[i], atol=1e-5, rtol=0)
+        assert one_success.item() == success[i].item()
+
+
+def test_carlini_wagner_approaches_the_minimal_l2_distance():
+    model, x, y, exact = binary_case()
+    x_adv, norms, success = attacks.carlini_wagner_l2(model, x, y, binary_steps=8, max_iter=100,
+                                                      lr=0.02, c_init=1.0)
+    assert success.all()
+    assert (norms >= exact * (1 - 1e-4)).all()   # nothing beats the exact distance
+    assert (norms <= exact * 1.1 + 1e-3).all()   # and CW gets within 10 % of it
+
+
+def test_carlini_wagner_moves_pixels_sitting_on_the_box_edges():
+    w = torch.ones(4)
+    model = linear_binary(w, -1.5)                # class 1 needs Σx > 1.5
+    x = torch.tensor([[0.0, 0.0, 1.0, 0.0]])     # Σx = 1, pixels at 0 and at 1
+    y = torch.tensor([0])
+    for start in ("x", "zero"):
+        x_adv, norms, success = attacks.carlini_wagner_l2(model, x, y, c_init=10.0, lr=0.05,
+                                                          binary_steps=2, max_iter=100, x0=start)
+        assert success.item(), start
+        assert (x_adv[0, [0, 1, 3]] > 0).all()    # pixels at exactly 0 moved
+
+
+def test_tanh_linf_breaks_the_linear_model_like_pgd(linear, data):
+    x, y = data
+    eps = 0.1
+    tanh_acc = (linear(attacks.tanh_linf(linear, x, y, eps, steps=30)).argmax(1) == y).float().mean()
+    pgd_acc = (linear(attacks.pgd(linear, x, y, eps, loss="cw")).argmax(1) == y).float().mean()
+    clean_acc = (linear(x).argmax(1) == y).float().mean()
+    assert tanh_acc < clean_acc
+    assert abs(tanh_acc - pgd_acc) <= 0.15
+
+
+def test_transfer_scores_on_the_target(linear, data):
+    x, y = data
+    source = random_bn_net(seed=4).eval()
+    x_adv, correct = attacks.transfer(source, linear, x, y, attack="fgsm", eps=0.1)
+    assert torch.equal(correct, linear(x_adv).argmax(1) == y)
+    assert torch.equal(x_adv, attacks.fgsm(source, x, y, 0.1))
+
+
+def test_zero_eps_returns_the_input(linear, data):
+    x, y = data
+    for name in ("fgsm", "pgd20", "odi", "tanh_linf"):
+        assert torch.equal(attacks.run_attack(name, linear, x, y, 0.0, **CHEAP.get(name, {})), x)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_attacks_run_on_cuda(linear, data):
+    model = copy.deepcopy(linear).cuda()
+    x, y = (t.cuda() for t in data)
+    for name in ("pgd20", "odi", "deepfool", "apgd_ce"):
+        x_adv = attacks.run_attack(name, model, x, y, 0.1, **CHEAP.get(name, {}))
+        assert x_adv.device.type == "cuda" and ((x_adv - x).abs() <= 0.1).all()
