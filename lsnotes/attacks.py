@@ -53,7 +53,8 @@ def frozen_model(model: torch.nn.Module):
         model.train(was_training)
 
 
-def _check_batch(x, y=None) -> None:
+def check_batch(x, y=None) -> None:
+    """Raise ``ValueError`` unless x is a float batch in [0, 1] and y matching integer labels."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise ValueError(f"x must be a floating-point tensor; got {type(x).__name__}")
     if x.dim() < 2 or x.shape[0] == 0:
@@ -205,7 +206,7 @@ def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, no
     when ``keep_best`` (the default), over the iterates of each run: misclassified first, then
     the highest loss. ``keep_best=False`` with one restart returns the final iterate.
     """
-    _check_batch(x, y)
+    check_batch(x, y)
     eps = number_in("eps", eps, 0)
     steps = positive_int("steps", steps)
     restarts = positive_int("restarts", restarts)
@@ -309,7 +310,7 @@ def multitargeted(model, x, y, eps, *, steps: int = 20, step_size: float | None 
     Targets are the non-true classes in decreasing order of their clean logit; ``restarts``
     defaults to K − 1 (every other class once) and wraps around when larger. Random start each run.
     """
-    _check_batch(x, y)
+    check_batch(x, y)
     generator = _generator(generator)
     with frozen_model(model), torch.no_grad():
         logits = model(x)
@@ -336,7 +337,7 @@ def odi(model, x, y, eps, *, odi_steps: int = 2, odi_step_size: float | None = N
     (default ε) maximising wᵀf(x′) from a uniform random start, then runs CW-loss PGD from there.
     The per-example worst case over restarts is returned.
     """
-    _check_batch(x, y)
+    check_batch(x, y)
     eps = number_in("eps", eps, 0)
     odi_steps = positive_int("odi_steps", odi_steps)
     restarts = positive_int("restarts", restarts)
@@ -371,7 +372,7 @@ def tanh_linf(model, x, y, eps, *, steps: int = 20, step_size: float = 0.1, loss
     We take Adam steps (learning rate ``step_size``) on w, starting from w = atanh of x's position
     in the box, maximising the CW margin (or CE), and keep each example's best iterate.
     """
-    _check_batch(x, y)
+    check_batch(x, y)
     eps = number_in("eps", eps, 0)
     steps = positive_int("steps", steps)
     step_size = number_in("step_size", step_size, 0)
@@ -429,7 +430,7 @@ def deepfool(model, x, *, num_classes: int | None = None, overshoot: float = 0.0
     batched backward for all examples still correctly labelled. Returns ``(x_adv, l2_norms,
     success)``; x_adv = clip(x + (1 + overshoot)·r_total, 0, 1).
     """
-    _check_batch(x)
+    check_batch(x)
     overshoot = number_in("overshoot", overshoot, 0)
     max_iter = positive_int("max_iter", max_iter)
     x = x.detach()
@@ -480,7 +481,7 @@ def carlini_wagner_l2(model, x, y, *, c_init: float = 1e-2, binary_steps: int = 
     used 1e-3), halves towards success and grows ×10 until the first success. Returns
     ``(x_adv, l2_norms, success)``: the smallest successful example, x itself where none was found.
     """
-    _check_batch(x, y)
+    check_batch(x, y)
     c_init = number_in("c_init", c_init, 0, low_open=True)
     binary_steps = positive_int("binary_steps", binary_steps)
     max_iter = positive_int("max_iter", max_iter)
@@ -597,7 +598,7 @@ def autoattack(model, x, y, eps, *, norm: str = "linf", version: str = "standard
     """
     AutoAttack = _import_autoattack().AutoAttack
 
-    _check_batch(x, y)
+    check_batch(x, y)
     eps = number_in("eps", eps, 0)
     choice("norm", norm, NORMS)
     choice("version", version, ("standard", "plus", "rand", "custom"))
@@ -653,7 +654,7 @@ def apgd_ce(model, x, y, eps, *, norm: str = "linf", steps: int = 100, restarts:
     _import_autoattack()
     from autoattack.autopgd_pt import APGDAttack
 
-    _check_batch(x, y)
+    check_batch(x, y)
     eps = number_in("eps", eps, 0)
     choice("norm", norm, NORMS)
     steps = positive_int("steps", steps)
@@ -676,7 +677,7 @@ def square(model, x, y, eps, *, norm: str = "linf", n_queries: int = 5000, p_ini
     _import_autoattack()
     from autoattack.square import SquareAttack
 
-    _check_batch(x, y)
+    check_batch(x, y)
     eps = number_in("eps", eps, 0)
     choice("norm", norm, NORMS)
     n_queries = positive_int("n_queries", n_queries)

@@ -1,0 +1,385 @@
+"""Robustness reports (clean and per-attack accuracy on the same examples) and gradient-masking
+diagnostics in the spirit of Athalye et al. (2018) and Carlini et al. (2019).
+
+Every accuracy here is measured on the same stated examples; the *worst case* counts an example
+as robust only if no attack in the report broke it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from lsnotes import __version__ as lsnotes_version
+from lsnotes import attacks as attack_lib
+from lsnotes.checks import choice, number_in, positive_int
+
+DEFAULT_ATTACKS = ("fgsm", "pgd20", "pgd_cw", "odi", "apgd_ce")
+
+
+def _generator_for(name: str, seed: int) -> torch.Generator:
+    """One generator per attack, so adding or reordering attacks does not change the others."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+
+
+def _correct(model, x, y, batch_size: int) -> torch.Tensor:
+    with attack_lib.frozen_model(model), torch.no_grad():
+        return torch.cat([model(xb).argmax(1) for xb in x.split(batch_size)]) == y
+
+
+def _attack_batched(name, model, x, y, eps, *, seed, batch_size, overrides, progress):
+    """Run a registered attack batch by batch; returns the adversarial examples."""
+    generator = _generator_for(name, seed)
+    pieces = []
+    for start in tqdm(range(0, len(x), batch_size), desc=name, disable=not progress,
+                                 leave=False):
+        sl = slice(start, start + batch_size)
+        pieces.append(attack_lib.run_attack(name, model, x[sl], y[sl], eps, generator=generator,
+                                            **overrides))
+    return torch.cat(pieces)
+
+
+def _library_versions() -> dict:
+    versions = {"torch": torch.__version__, "lsnotes": lsnotes_version,
+                "python": platform.python_version()}
+    try:
+        from importlib.metadata import version
+
+        versions["autoattack"] = version("pyautoattack")
+    except Exception:  # noqa: BLE001 - the package may be absent or installed from git
+        versions["autoattack"] = "not installed"
+    return versions
+
+
+@dataclass
+class RobustnessReport:
+    """Clean and robust accuracy of one model on one set of examples, attack by attack."""
+
+    model_name: str
+    architecture: str
+    eps: float
+    norm: str
+    n_examples: int
+    seed: int
+    device: str
+    clean_correct: list[bool]
+    robust_correct: dict[str, list[bool]]
+    seconds: dict[str, float] = field(default_factory=dict)
+    dataset: str = "unknown"
+
+    @property
+    def clean_acc(self) -> float:
+        return sum(self.clean_correct) / self.n_examples
+
+    def robust_acc(self, attack: str) -> float:
+        return sum(self.robust_correct[attack]) / self.n_examples
+
+    @property
+    def worst_case_correct(self) -> list[bool]:
+        """Correct on the clean input and under every attack in the report."""
+        columns = [self.clean_correct, *self.robust_correct.values()]
+        return [all(flags) for flags in zip(*columns)]
+
+    @property
+    def worst_case_acc(self) -> float:
+        return sum(self.worst_case_correct) / self.n_examples
+
+    def accuracies(self) -> dict[str, float]:
+        """Clean, each attack, and the worst case, as fractions in [0, 1]."""
+        table = {"clean": self.clean_acc}
+        table.update({name: self.robust_acc(name) for name in self.robust_correct})
+        table["worst case"] = self.worst_case_acc
+        return table
+
+    def table(self, fmt: str = "markdown") -> str:
+        """The accuracies as a markdown (or plain text) table, in percent."""
+        choice("fmt", fmt, ("markdown", "text"))
+        rows = [(name, f"{100 * acc:.1f}", f"{self.seconds.get(name, 0.0):.1f}")
+                for name, acc in self.accuracies().items()]
+        header = ("attack", "accuracy (%)", "time (s)")
+        title = (f"{self.model_name}, {self.norm} ε = {self.eps:g}, "
+                 f"{self.n_examples} examples, seed {self.seed}")
+        if fmt == "text":
+            width = max(len(r[0]) for r in rows + [header])
+            lines = [title, f"{header[0]:<{width}}  {header[1]:>12}  {header[2]:>8}"]
+            lines += [f"{a:<{width}}  {b:>12}  {c:>8}" for a, b, c in rows]
+            return "\n".join(lines)
+        lines = [f"| {' | '.join(header)} |", "|---|---:|---:|"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+        return title + "\n\n" + "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        """RobustBench's ``model_info`` fields (accuracies as percent strings) plus our extras."""
+        percent = lambda acc: f"{100 * acc:.2f}"  # noqa: E731
+        return {
+            "name": self.model_name,
+            "architecture": self.architecture,
+            "dataset": self.dataset,
+            "threat_model": "Linf" if self.norm == "linf" else "L2",
+            "eps": f"{self.eps:g}",
+            "clean_acc": percent(self.clean_acc),
+            "autoattack_acc": (percent(self.robust_acc("autoattack"))
+                               if "autoattack" in self.robust_correct else None),
+            "additional_data": False,
+            "number_forward_passes": 1,
+            "extra": {
+                "attacks": {name: percent(self.robust_acc(name)) for name in self.robust_correct},
+                "worst_case_acc": percent(self.worst_case_acc),
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                "n_examples": self.n_examples,
+                "seed": self.seed,
+                "device": self.device,
+                "versions": _library_versions(),
+                "per_example": {"clean": self.clean_correct, **self.robust_correct},
+            },
+        }
+
+    def save_json(self, path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+
+def robustness_report(model, x, y, eps, attacks=DEFAULT_ATTACKS, *, source_model=None,
+                      transfer_attack: str = "pgd20", seed: int = 0, batch_size: int = 256,
+                      progress: bool = False, model_name: str = "model",
+                      architecture: str = "unknown", dataset: str = "unknown",
+                      overrides: dict | None = None) -> RobustnessReport:
+    """Clean accuracy and robust accuracy under each named attack, on the same examples (L∞).
+
+    ``attacks`` are names from :data:`lsnotes.attacks.ATTACKS`; ``overrides`` maps an attack name
+    to settings it should use instead of the registered ones. With ``source_model`` the report
+    also has a ``transfer:<transfer_attack>`` row (examples made on the source, scored here).
+    Each attack draws from its own generator seeded from ``seed`` and its name.
+    """
+    import time
+
+    attacks = tuple(attacks)
+    if not attacks and source_model is None:
+        raise ValueError("attacks must name at least one attack from lsnotes.attacks.ATTACKS")
+    for name in attacks:
+        choice("attack", name, attack_lib.ATTACKS)
+    overrides = dict(overrides or {})
+    for name in overrides:
+        choice("overrides key", name, attacks + ((transfer_attack,) if source_model else ()))
+    eps = number_in("eps", eps, 0)
+    seed = positive_int("seed", seed, 0)
+    batch_size = positive_int("batch_size", batch_size)
+    attack_lib.check_batch(x, y)
+
+    report = RobustnessReport(model_name=model_name, architecture=architecture, eps=eps,
+                              norm="linf", n_examples=len(x), seed=seed, device=str(x.device),
+                              clean_correct=_correct(model, x, y, batch_size).tolist(),
+                              robust_correct={}, dataset=dataset)
+    for name in attacks:
+        start = time.perf_counter()
+        x_adv = _attack_batched(name, model, x, y, eps, seed=seed, batch_size=batch_size,
+                                overrides=overrides.get(name, {}), progress=progress)
+        report.robust_correct[name] = _correct(model, x_adv, y, batch_size).tolist()
+        report.seconds[name] = time.perf_counter() - start
+    if source_model is not None:
+        choice("transfer_attack", transfer_attack, attack_lib.ATTACKS)
+        row = f"transfer:{transfer_attack}"
+        start = time.perf_counter()
+        x_adv = _attack_batched(transfer_attack, source_model, x, y, eps, seed=seed,
+                                batch_size=batch_size, overrides=overrides.get(transfer_attack, {}),
+                                progress=progress)
+        report.robust_correct[row] = _correct(model, x_adv, y, batch_size).tolist()
+        report.seconds[row] = time.perf_counter() - start
+    return report
+
+
+# ----------------------------------------------------------------------------- gradient masking
+
+@dataclass(frozen=True)
+class Symptom:
+    """One check from Carlini et al. (2019) §5: what was compared and whether it fired."""
+
+    name: str
+    triggered: bool
+    detail: str
+    numbers: dict
+
+
+@dataclass
+class MaskingDiagnostics:
+    symptoms: list[Symptom]
+    accuracies: dict[str, float]
+    eps_sweep: dict[float, float]
+
+    @property
+    def triggered(self) -> list[Symptom]:
+        return [s for s in self.symptoms if s.triggered]
+
+    @property
+    def verdict(self) -> str:
+        if not self.triggered:
+            return "no masking symptoms found"
+        return "gradient-masking symptoms: " + "; ".join(s.detail for s in self.triggered)
+
+    def table(self) -> str:
+        lines = ["| check | fired | numbers |", "|---|---|---|"]
+        for s in self.symptoms:
+            numbers = ", ".join(f"{k} = {v:.3f}" for k, v in s.numbers.items())
+            lines.append(f"| {s.name} | {'yes' if s.triggered else 'no'} | {numbers} |")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"verdict": self.verdict, "accuracies": self.accuracies,
+                "eps_sweep": {f"{k:g}": v for k, v in self.eps_sweep.items()},
+                "symptoms": [dataclasses.asdict(s) for s in self.symptoms]}
+
+
+def gradient_masking_diagnostics(model, x, y, eps, *, source_model=None, large_eps: float = 0.5,
+                                 sweep_points: int = 5, black_box: bool = True,
+                                 square_queries: int = 1000, restarts: int = 5,
+                                 tolerance: float = 0.02, near_zero: float = 0.05,
+                                 seed: int = 0, batch_size: int = 256,
+                                 progress: bool = False) -> MaskingDiagnostics:
+    """Compute the four classic symptoms of gradient masking; nothing is asserted.
+
+    (a) single-step beats iterative: FGSM accuracy below PGD-20 accuracy (by > ``tolerance``);
+    (b) accuracy does not reach ~0 (≤ ``near_zero``) at ``large_eps`` under PGD-20, or rises with ε;
+    (c) transfer from ``source_model`` or black-box Square beats white-box PGD-20 / PGD-CW;
+    (d) robust accuracy rises with more PGD steps (PGD-40 vs PGD-10), or falls by more than
+        ``tolerance`` with ``restarts`` restarts or a 4× larger step (vs PGD-20), or ODI (vs PGD-CW).
+    Each symptom names the numbers that triggered it; ``verdict`` summarises.
+    """
+    eps = number_in("eps", eps, 0, low_open=True)
+    large_eps = number_in("large_eps", large_eps, eps, low_open=True)
+    sweep_points = positive_int("sweep_points", sweep_points, 2)
+    restarts = positive_int("restarts", restarts, 2)
+    tolerance = number_in("tolerance", tolerance, 0, 1)
+    near_zero = number_in("near_zero", near_zero, 0, 1)
+    attack_lib.check_batch(x, y)
+
+    def acc(name, at_eps=eps, **overrides):
+        x_adv = _attack_batched(name, model, x, y, at_eps, seed=seed, batch_size=batch_size,
+                                overrides=overrides, progress=progress)
+        return _correct(model, x_adv, y, batch_size).float().mean().item()
+
+    accs = {"clean": _correct(model, x, y, batch_size).float().mean().item(),
+            "fgsm": acc("fgsm"), "pgd10": acc("pgd10"), "pgd20": acc("pgd20"),
+            "pgd40": acc("pgd40"), "pgd_cw": acc("pgd_cw"),
+            f"pgd20 x{restarts} restarts": acc("pgd20", restarts=restarts),
+            "pgd20 step x4": acc("pgd20", step_size=4 * 2 * eps / 20),
+            "odi": acc("odi")}
+    symptoms = []
+    white_box = min(accs["pgd20"], accs["pgd_cw"])
+
+    fired = accs["fgsm"] < accs["pgd20"] - tolerance
+    symptoms.append(Symptom("single-step stronger than iterative", fired,
+                            f"FGSM accuracy {accs['fgsm']:.3f} < PGD-20 {accs['pgd20']:.3f}",
+                            {"fgsm": accs["fgsm"], "pgd20": accs["pgd20"]}))
+
+    grid = [eps + (large_eps - eps) * i / (sweep_points - 1) for i in range(sweep_points)]
+    sweep = {e: (accs["pgd20"] if i == 0 else acc("pgd20", at_eps=e)) for i, e in enumerate(grid)}
+    values = list(sweep.values())
+    rises = any(b > a + tolerance for a, b in zip(values, values[1:]))
+    fired = values[-1] > near_zero or rises
+    symptoms.append(Symptom("accuracy does not fall to zero as ε grows", fired,
+                            f"PGD-20 accuracy {values[-1]:.3f} at ε = {large_eps:g}"
+                            + (" and rising somewhere in the sweep" if rises else ""),
+                            {f"eps={e:g}": a for e, a in sweep.items()}))
+
+    other = {}
+    if source_model is not None:
+        x_adv = _attack_batched("pgd20", source_model, x, y, eps, seed=seed,
+                                batch_size=batch_size, overrides={}, progress=progress)
+        other["transfer"] = accs["transfer"] = _correct(model, x_adv, y, batch_size).float().mean().item()
+    if black_box:
+        other["square"] = accs["square"] = acc("square", n_queries=square_queries)
+    if other:
+        best_name = min(other, key=other.get)
+        fired = other[best_name] < white_box - tolerance
+        symptoms.append(Symptom("black-box or transfer stronger than white-box", fired,
+                                f"{best_name} accuracy {other[best_name]:.3f} < white-box "
+                                f"{white_box:.3f}", {**other, "white_box": white_box}))
+
+    # each variant against the plain run with the same loss (ODI uses the margin loss)
+    drops = {f"pgd20 x{restarts} restarts": accs["pgd20"] - accs[f"pgd20 x{restarts} restarts"],
+             "pgd20 step x4": accs["pgd20"] - accs["pgd20 step x4"],
+             "odi": accs["pgd_cw"] - accs["odi"]}
+    baseline = {f"pgd20 x{restarts} restarts": "pgd20", "pgd20 step x4": "pgd20", "odi": "pgd_cw"}
+    more_steps = accs["pgd40"] - accs["pgd10"]
+    worst = max(drops, key=drops.get)
+    fired_steps = more_steps > tolerance
+    fired_drop = drops[worst] > tolerance
+    detail = []
+    if fired_steps:
+        detail.append(f"PGD-40 accuracy {accs['pgd40']:.3f} > PGD-10 {accs['pgd10']:.3f}")
+    if fired_drop:
+        detail.append(f"{worst} lowers {baseline[worst]} accuracy from "
+                      f"{accs[baseline[worst]]:.3f} to {accs[worst]:.3f}")
+    symptoms.append(Symptom("PGD sensitive to steps, restarts, step size or ODI",
+                            fired_steps or fired_drop, " and ".join(detail) or "no change",
+                            {"pgd10": accs["pgd10"], "pgd40": accs["pgd40"], "pgd20": accs["pgd20"],
+                             "pgd_cw": accs["pgd_cw"], **{k: accs[k] for k in drops}}))
+    return MaskingDiagnostics(symptoms, accs, sweep)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def _load_model_and_data(args):
+    """Model from the training cache and the test split it was trained for."""
+    from lsnotes import data as data_lib
+    from lsnotes import train as train_lib
+
+    if args.config is not None:
+        try:
+            config_dict = json.loads(args.config)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--config must be a JSON object: {err}") from None
+        config = train_lib.TrainConfig.from_dict(config_dict)
+    else:  # the cache keeps each entry's config in <key>/record.json
+        from lsnotes import cache as cache_lib
+
+        record_path = cache_lib.entry_dir(args.config_key) / "record.json"
+        if not record_path.is_file():
+            raise ValueError(f"--config-key {args.config_key!r}: no cached model at {record_path}")
+        config = train_lib.TrainConfig.from_dict(json.loads(record_path.read_text())["config"])
+    result = train_lib.train_or_load(config, progress=True)
+    x, y = data_lib.load_dataset(config.dataset, "test")
+    return config, result.model, x, y
+
+
+def _run_cli(args) -> int:
+    attacks = tuple(a.strip() for a in args.attacks.split(",") if a.strip())
+    for name in attacks:
+        choice("--attacks entry", name, attack_lib.ATTACKS)
+    n = positive_int("--n", args.n)
+    config, model, x, y = _load_model_and_data(args)
+    device = next(model.parameters()).device
+    x, y = x[:n].to(device), y[:n].to(device)
+    report = robustness_report(model, x, y, args.eps, attacks, seed=args.seed,
+                               batch_size=args.batch_size, progress=True,
+                               model_name=getattr(config, "key", lambda: "model")(),
+                               architecture=getattr(config, "model", "unknown"),
+                               dataset=getattr(config, "dataset", "unknown"))
+    print(report.table(fmt="text"))
+    if args.out:
+        print(f"wrote {report.save_json(args.out)}")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    parser = subparsers.add_parser("attack", help="robust accuracy of a cached model under attacks")
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--config-key", help="cache key of a trained model")
+    which.add_argument("--config", help="training config as a JSON object")
+    parser.add_argument("--attacks", default=",".join(DEFAULT_ATTACKS),
+                        help=f"comma-separated names from: {', '.join(attack_lib.ATTACKS)}")
+    parser.add_argument("--eps", type=float, default=0.1, help="L∞ radius in [0, 1] pixel units")
+    parser.add_argument("--n", type=int, default=500, help="first N test examples")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--out", help="write the report as JSON here")
+    parser.set_defaults(func=_run_cli)

@@ -1,0 +1,207 @@
+"""Robustness reports, gradient-masking diagnostics and the ``lsnotes attack`` command."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from lsnotes import attacks, evaluate
+
+N_CLASSES = 10
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core box they lose ~10×."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def blobs(n: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.rand(N_CLASSES, 1, 6, 6, generator=torch.Generator().manual_seed(123))
+    y = torch.randint(0, N_CLASSES, (n,), generator=g)
+    return (centres[y] + 0.25 * torch.randn(n, 1, 6, 6, generator=g)).clamp(0, 1), y
+
+
+def train_linear(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(36, N_CLASSES))
+    x, y = blobs(512, seed=1 + seed)
+    for _ in range(150):
+        grads = torch.autograd.grad(nn.functional.cross_entropy(model(x), y), model.parameters())
+        with torch.no_grad():
+            for p, g in zip(model.parameters(), grads):
+                p -= 0.5 * g
+    return model.eval()
+
+
+class Quantised(nn.Module):
+    """Rounds pixels to 4 levels first: gradients are zero, a textbook case of masking."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(torch.round(x * 3) / 3)
+
+
+@pytest.fixture(scope="module")
+def linear():
+    return train_linear()
+
+
+@pytest.fixture(scope="module")
+def data():
+    return blobs(32, seed=2)
+
+
+def test_report_accuracies_match_the_attacks_run_directly(linear, data):
+    x, y = data
+    eps = 0.15
+    report = evaluate.robustness_report(linear, x, y, eps, ("fgsm", "pgd10"), seed=3,
+                                        batch_size=12, model_name="linear", architecture="Linear")
+    assert report.n_examples == len(x)
+    assert report.clean_acc == (linear(x).argmax(1) == y).float().mean().item()
+    # the report batches by 12 but each attack is per-example, so the numbers agree for fgsm
+    direct = attacks.run_attack("fgsm", linear, x, y, eps)
+    assert report.robust_correct["fgsm"] == (linear(direct).argmax(1) == y).tolist()
+    accs = report.accuracies()
+    assert accs["worst case"] <= min(accs["fgsm"], accs["pgd10"], accs["clean"])
+    assert accs["pgd10"] < accs["clean"]
+    expected_worst = [c and f and p for c, f, p in zip(report.clean_correct,
+                                                       report.robust_correct["fgsm"],
+                                                       report.robust_correct["pgd10"])]
+    assert report.worst_case_correct == expected_worst
+
+
+def test_report_is_reproducible(linear, data):
+    x, y = data
+    runs = [evaluate.robustness_report(linear, x, y, 0.15, ("pgd10",), seed=s).robust_correct
+            for s in (0, 0)]
+    assert runs[0] == runs[1]
+
+
+def test_report_serialises_in_robustbench_shape(linear, data, tmp_path):
+    x, y = data
+    source = train_linear(seed=5)
+    report = evaluate.robustness_report(linear, x, y, 0.15, ("fgsm",), source_model=source,
+                                        model_name="linear", architecture="Linear",
+                                        dataset="blobs")
+    info = json.loads(report.save_json(tmp_path / "sub" / "report.json").read_text())
+    for key in ("name", "architecture", "eps", "clean_acc", "autoattack_acc", "threat_model",
+                "dataset", "additional_data", "number_forward_passes"):
+        assert key in info
+    assert info["autoattack_acc"] is None            # not run, so not claimed
+    assert info["clean_acc"] == f"{100 * report.clean_acc:.2f}"
+    extra = info["extra"]
+    assert set(extra["attacks"]) == {"fgsm", "transfer:pgd20"}
+    assert extra["n_examples"] == len(x) and extra["seed"] == 0
+    assert {"torch", "lsnotes", "autoattack"} <= set(extra["versions"])
+    assert len(extra["per_example"]["fgsm"]) == len(x)
+    table = report.table()
+    assert "transfer:pgd20" in table and "worst case" in table and table.count("\n") >= 5
+    assert "fgsm" in report.table(fmt="text")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(attacks=("pgd7",)), "attack"),
+    (dict(eps=-1.0), "eps"),
+    (dict(attacks=("fgsm",), overrides={"pgd20": {"steps": 3}}), "overrides"),
+    (dict(attacks=("pgd10",), overrides={"pgd10": {"stepz": 3}}), "stepz"),
+    (dict(attacks=()), "at least one"),
+])
+def test_report_rejects_bad_arguments(kwargs, message, linear, data):
+    x, y = data
+    args = dict(eps=0.1, attacks=("fgsm",))
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        evaluate.robustness_report(linear, x, y, args.pop("eps"), args.pop("attacks"), **args)
+
+
+def test_diagnostics_find_nothing_on_a_plain_linear_model(linear, data):
+    x, y = data
+    diagnostics = evaluate.gradient_masking_diagnostics(linear, x, y, 0.1, square_queries=200,
+                                                        restarts=2, sweep_points=3)
+    assert diagnostics.verdict == "no masking symptoms found", diagnostics.table()
+    assert diagnostics.eps_sweep[0.5] <= 0.05
+    assert len(diagnostics.symptoms) == 4
+
+
+def test_diagnostics_name_the_symptoms_of_a_quantised_model(linear, data):
+    x, y = data
+    masked = Quantised(linear)
+    diagnostics = evaluate.gradient_masking_diagnostics(masked, x, y, 0.15, square_queries=200,
+                                                        restarts=2, sweep_points=3)
+    fired = {s.name for s in diagnostics.triggered}
+    assert "black-box or transfer stronger than white-box" in fired, diagnostics.table()
+    assert diagnostics.verdict.startswith("gradient-masking symptoms")
+    square_symptom = next(s for s in diagnostics.symptoms if s.name.startswith("black-box"))
+    assert square_symptom.numbers["square"] < square_symptom.numbers["white_box"]
+    assert json.dumps(diagnostics.to_dict())
+
+
+def fake_training(monkeypatch, model, x, y):
+    from lsnotes import data as data_lib
+    from lsnotes import train as train_lib
+
+    class Result:
+        pass
+
+    result = Result()
+    result.model = model
+    seen = {}
+
+    def train_or_load(config, progress=True, **kwargs):
+        seen["config"] = config
+        return result
+
+    monkeypatch.setattr(train_lib, "train_or_load", train_or_load)
+    monkeypatch.setattr(data_lib, "load_dataset", lambda name, split="train", **kw: (x, y))
+    return seen
+
+
+def test_cli_attack_writes_a_report(linear, data, tmp_path, monkeypatch, capsys):
+    from lsnotes import cli
+    from lsnotes.train import TrainConfig
+
+    x, y = data
+    seen = fake_training(monkeypatch, linear, x, y)
+    out = tmp_path / "report.json"
+    config = TrainConfig(epochs=1).to_dict()
+    code = cli.main(["attack", "--config", json.dumps(config), "--attacks", "fgsm,pgd10",
+                     "--eps", "0.15", "--n", "20", "--out", str(out)])
+    assert code == 0
+    info = json.loads(out.read_text())
+    assert info["extra"]["n_examples"] == 20 and set(info["extra"]["attacks"]) == {"fgsm", "pgd10"}
+    assert seen["config"].epochs == 1
+    assert "pgd10" in capsys.readouterr().out
+
+
+def test_cli_attack_finds_a_model_by_cache_key(linear, data, tmp_path, monkeypatch):
+    from lsnotes import cli
+    from lsnotes.train import TrainConfig
+
+    x, y = data
+    seen = fake_training(monkeypatch, linear, x, y)
+    monkeypatch.setenv("LSNOTES_CACHE", str(tmp_path))
+    config = TrainConfig(epochs=2)
+    (tmp_path / config.key()).mkdir()
+    (tmp_path / config.key() / "record.json").write_text(json.dumps({"config": config.to_dict()}))
+    assert cli.main(["attack", "--config-key", config.key(), "--attacks", "fgsm", "--n", "8"]) == 0
+    assert seen["config"] == config
+    assert cli.main(["attack", "--config-key", "no-such-key", "--attacks", "fgsm"]) == 2
+
+
+def test_cli_attack_rejects_unknown_attack(linear, data, monkeypatch, capsys):
+    from lsnotes import cli
+
+    fake_training(monkeypatch, linear, *data)
+    assert cli.main(["attack", "--config", "{}", "--attacks", "pgd7"]) == 2
+    assert "pgd7" in capsys.readouterr().err
