@@ -8,7 +8,7 @@ Methods are timed side by side: each repeat runs one step of every method in tur
 so machine load drifts hit all of them alike; the median over repeats is reported. Two loss forms
 are timed: the trainer's (lsnotes.losses.loss_function, soft-target cross-entropy) and Theorem 1's
 (penalty_loss: CE + α Σ r_k (z_y − z_k)). Peak memory is measured in a fresh subprocess per model
-(CPU: peak resident set size; CUDA: torch.cuda.max_memory_allocated).
+(CPU: peak resident set size, VmHWM; CUDA: torch.cuda.max_memory_allocated).
 """
 
 from __future__ import annotations
@@ -81,6 +81,19 @@ def method_ratios(model_name, batch_size, repeats, device):
     return {k: (median[k], median[k] / median[(k[0], "ce")]) for k in median}
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak resident set. VmHWM belongs to the address space, so unlike
+    ru_maxrss it does not inherit the parent's peak across fork+exec."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
 def one_model_throughput(model_name, batch_size, steps, device) -> dict:
     device = torch.device(device)
     model, step = make_step(model_name, batch_size, device, loss_function("ce"))
@@ -96,7 +109,7 @@ def one_model_throughput(model_name, batch_size, steps, device) -> dict:
     if device.type == "cuda":
         peak_mib = torch.cuda.max_memory_allocated() / 2**20
     else:
-        peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        peak_mib = _peak_rss_mib()
     return {"model": model_name, "params_M": parameter_count(model) / 1e6, "batch": batch_size,
             "images_per_s": steps * batch_size / seconds, "peak_MiB": peak_mib}
 
