@@ -220,6 +220,7 @@ def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, no
     generator = _generator(generator)
     x = x.detach()
 
+    low, high = linf_bounds(x, eps)
     with frozen_model(model):
         best_x = x.clone()
         best_wrong = torch.zeros(len(x), dtype=torch.bool, device=x.device)
@@ -261,7 +262,11 @@ def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, no
                     direction = grad.sign()
                 else:
                     direction = grad / _view_per_example(_per_example_norm(grad).clamp_min(1e-12), x)
-                x_adv = project(x_adv.detach() + step_size * direction, x, eps, norm)
+                x_adv = x_adv.detach() + step_size * direction
+                if norm == "linf":  # bounds computed once per call, not per step
+                    x_adv = torch.maximum(torch.minimum(x_adv, high), low)
+                else:
+                    x_adv = project(x_adv, x, eps, norm)
                 bar.update(1)
             if restart == 0:
                 best_x, best_wrong, best_loss = run_x, run_wrong, run_loss

@@ -169,7 +169,7 @@ def robustness_report(model, x, y, eps, attacks=DEFAULT_ATTACKS, *, source_model
         choice("attack", name, attack_lib.ATTACKS)
     overrides = dict(overrides or {})
     for name in overrides:
-        choice("overrides key", name, attacks + ((transfer_attack,) if source_model else ()))
+        choice("overrides key", name, attacks + ((transfer_attack,) if source_model is not None else ()))
     eps = number_in("eps", eps, 0)
     seed = positive_int("seed", seed, 0)
     batch_size = positive_int("batch_size", batch_size)

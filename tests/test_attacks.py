@@ -190,6 +190,7 @@ def test_same_generator_seed_same_result_other_seed_differs(linear, data):
     assert not torch.equal(runs[0], runs[2])
 
 
+@pytest.mark.filterwarnings("ignore:size_average and reduce args")
 def test_apgd_ce_equals_the_original_called_directly(linear, data):
     from autoattack.autopgd_pt import APGDAttack
 
@@ -201,6 +202,7 @@ def test_apgd_ce_equals_the_original_called_directly(linear, data):
     torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
 
 
+@pytest.mark.filterwarnings("ignore:size_average and reduce args")
 def test_autoattack_wrapper_agrees_with_the_original_and_records_the_breaking_attack(linear, data):
     from autoattack import AutoAttack
 
