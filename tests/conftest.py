@@ -4,6 +4,7 @@ session-scoped fixtures that execute the book once and build it once per ``pytes
 from __future__ import annotations
 
 import collections
+import json
 import os
 import time
 from pathlib import Path
@@ -47,9 +48,16 @@ def toc_chapters() -> list[str]:
 
 @pytest.fixture(scope="session")
 def executed_book():
-    """Every chapter executed once (quick profile) into ``_build/executed``: name -> result."""
+    """Every chapter executed once (quick profile) into ``_build/executed``: name -> result.
+
+    With ``LSNOTES_REUSE_EXECUTED=1`` the notebooks of an earlier ``lsnotes run-book`` (its
+    ``summary.json``) are reused, to iterate on the build and browser checks quickly."""
     from lsnotes import runbook
 
+    summary = BUILD / "executed" / "summary.json"
+    if os.environ.get("LSNOTES_REUSE_EXECUTED") == "1" and summary.is_file():
+        chapters = json.loads(summary.read_text())["chapters"]
+        return {c["chapter"]: runbook.ChapterResult(**c) for c in chapters}
     results = runbook.run_book(None, profile="quick", out=BUILD / "executed", root=REPO,
                                progress=False)
     return {r.chapter: r for r in results}
@@ -73,4 +81,7 @@ class BookBuild:
         self.chapters = chapters
 
     def page(self, chapter_name: str) -> Path:
-        return self.html / f"{self.chapters[chapter_name].entry}.html"
+        from lsnotes import runbook
+
+        entries = {c.name: c.entry for c in runbook.book_chapters(REPO)}
+        return self.html / f"{entries[chapter_name]}.html"

@@ -41,6 +41,8 @@ def browser():
 def chapter_page(browser, site, built_book, request):
     """(page, chapter name, html path) for the chapter this test is parametrised with."""
     name = request.param
+    if name not in built_book.chapters:
+        pytest.fail(f"{name} was not executed (reused an old run-book summary?)")
     html = built_book.page(name)
     if not html.is_file():
         pytest.fail(f"{name}: no page {html} (did it execute? see test_chapters)")
