@@ -322,6 +322,10 @@ def stage_book(root: Path, executed: Path, stage: Path) -> Path:
         if notebook.is_file():
             staged = nbformat.read(notebook, as_version=4)
             for cell in staged.cells:
+                tags = cell.metadata.setdefault("tags", [])
+                # papermill's copy of the parameters: folded away, the chapter's own cell stays.
+                if "injected-parameters" in tags and "hide-input" not in tags:
+                    tags.append("hide-input")
                 if cell.cell_type == "markdown":
                     cell.source = _link_to_staged(cell.source, chapter.entry, staged_entries)
             nbformat.write(staged, stage / f"{chapter.entry}.ipynb")
