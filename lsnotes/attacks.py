@@ -231,7 +231,7 @@ def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, no
                 x_adv = project(x_init.detach().to(x.dtype), x, eps, norm)
             elif random_start:
                 noise = _uniform(x.shape, generator, x)
-                if norm == "l2":  # uniform direction, radius ε·U^(1/d) would be exact; ε·U suffices
+                if norm == "l2":  # a random direction, scaled to a random radius in [0, ε]
                     radius = eps * _uniform((len(x),), generator, x, 0, 1)
                     noise = noise / _view_per_example(_per_example_norm(noise).clamp_min(1e-12), x)
                     noise = noise * _view_per_example(radius, x)

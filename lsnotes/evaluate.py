@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import platform
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,8 +161,6 @@ def robustness_report(model, x, y, eps, attacks=DEFAULT_ATTACKS, *, source_model
     also has a ``transfer:<transfer_attack>`` row (examples made on the source, scored here).
     Each attack draws from its own generator seeded from ``seed`` and its name.
     """
-    import time
-
     attacks = tuple(attacks)
     if not attacks and source_model is None:
         raise ValueError("attacks must name at least one attack from lsnotes.attacks.ATTACKS")
