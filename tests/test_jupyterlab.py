@@ -193,6 +193,24 @@ def prompt_summary(page) -> str:
     return " ".join(prompts)
 
 
+ANY_CELL_STARTED = """() => [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
+    .some(p => !/\\[ \\]/.test(p.textContent))"""
+
+
+def run_all_cells(page, attempts: int = 3) -> None:
+    """Run > Run All Cells, clicked again if no cell starts (the kernel may still be settling)."""
+    for _ in range(attempts):
+        page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
+        page.locator(".lm-Menu-item", has_text=re.compile(r"^Run All Cells")).first.click()
+        try:
+            page.wait_for_function(ANY_CELL_STARTED, timeout=30_000, polling=500)
+            return
+        except Exception:
+            page.keyboard.press("Escape")
+    page.screenshot(path=str(screenshot_path("jupyterlab_run_all_failed")))
+    raise AssertionError(f"Run All Cells started no cell after {attempts} tries")
+
+
 @pytest.mark.parametrize("chapter, slider_label", LAB_CHAPTERS)
 def test_run_all_and_move_slider_redraws_figure(lab, chapter, slider_label):
     relative = chapter_in_lab(lab, chapter)
@@ -205,13 +223,12 @@ def test_run_all_and_move_slider_redraws_figure(lab, chapter, slider_label):
         except Exception as err:
             page.screenshot(path=str(screenshot_path(f"jupyterlab_{chapter}_open_failed")))
             raise AssertionError(f"{relative} did not open as a Jupytext notebook") from err
-        wait_until(page, """() => { const i = document.querySelector(
-            '.jp-NotebookPanel .jp-Notebook-ExecutionIndicator');
-            return i && i.getAttribute('data-status') === 'idle'; }""", OPEN_S,
-                   "the kernel to start")
-
-        page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-        page.locator(".lm-Menu-item", has_text=re.compile(r"^Run All Cells")).first.click()
+        # The status bar says "<kernel> | Idle" only once a kernel is connected; before that
+        # Run All Cells does nothing.
+        wait_until(page, """() => /\\|\\s*Idle/.test(
+            (document.querySelector('#jp-main-statusbar') || {}).textContent || '')""",
+                   OPEN_S, "the kernel to start")
+        run_all_cells(page)
         started = time.monotonic()
         wait_until(page, KERNEL_IDLE_AND_ALL_RUN, RUN_ALL_S, "Run All Cells to finish")
         run_all_s = time.monotonic() - started
