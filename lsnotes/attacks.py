@@ -194,6 +194,26 @@ def _steps_bar(total: int, progress: bool, desc: str):
 
 # ----------------------------------------------------------------------------- gradient attacks
 
+def maximise_in_ball(model, x, objective, eps, steps, step_size, random_start, generator):
+    """Training-time inner maximiser: signed-gradient ascent on any ``objective(logits)``.
+
+    Unlike :func:`pgd` it keeps no per-example bookkeeping and returns the final iterate: the
+    trainer calls it every batch (cross-entropy for PGD-AT/SGLR/FGSM training, the KL to the clean
+    output for TRADES). It stays in ‖x' − x‖∞ ≤ ε and [0, 1]; the caller sets the model's mode.
+    """
+    if random_start:
+        delta = (torch.rand(x.shape, device=x.device, generator=generator) * 2 - 1) * eps
+    else:
+        delta = torch.zeros_like(x)
+    delta = (x + delta).clamp(0, 1) - x
+    for _ in range(steps):
+        delta.requires_grad_(True)
+        (grad,) = torch.autograd.grad(objective(model(x + delta)), delta)
+        delta = (delta.detach() + step_size * grad.sign()).clamp(-eps, eps)
+        delta = (x + delta).clamp(0, 1) - x
+    return (x + delta).detach()
+
+
 def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, norm: str = "linf",
         loss: str = "ce", restarts: int = 1, random_start: bool = True, x_init=None, target=None,
         keep_best: bool = True, generator=None, progress: bool = False) -> torch.Tensor:

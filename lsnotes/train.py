@@ -37,6 +37,7 @@ from torch import nn
 
 from lsnotes import cache
 from lsnotes.checks import DEVICES, choice, number_in, positive_int, resolve_device
+from lsnotes.attacks import maximise_in_ball
 from lsnotes.data import DATASETS, DeviceLoader, load_subset
 from lsnotes.losses import METHODS, loss_function
 from lsnotes.models import MODELS, build_model
@@ -158,27 +159,12 @@ class TrainResult:
 
 # ------------------------------------------------------------------------------ inner attack
 
-def _pgd_linf(model, x, objective, eps, steps, step_size, random_start, generator):
-    """Maximise ``objective(model(x'))`` over ‖x' − x‖∞ ≤ ε, x' ∈ [0, 1], by signed-gradient steps."""
-    if random_start:
-        delta = (torch.rand(x.shape, device=x.device, generator=generator) * 2 - 1) * eps
-    else:
-        delta = torch.zeros_like(x)
-    delta = (x + delta).clamp(0, 1) - x
-    for _ in range(steps):
-        delta.requires_grad_(True)
-        (grad,) = torch.autograd.grad(objective(model(x + delta)), delta)
-        delta = (delta.detach() + step_size * grad.sign()).clamp(-eps, eps)
-        delta = (x + delta).clamp(0, 1) - x
-    return (x + delta).detach()
-
-
 def adversarial_examples(model, x, objective, eps, steps, step_size, random_start, generator):
     """The single place the trainer calls its inner attack (evaluation mode, no BN updates)."""
     was_training = model.training
     model.eval()
     try:
-        return _pgd_linf(model, x, objective, eps, steps, step_size, random_start, generator)
+        return maximise_in_ball(model, x, objective, eps, steps, step_size, random_start, generator)
     finally:
         model.train(was_training)
 

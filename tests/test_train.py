@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from lsnotes import cache, cli
-from lsnotes.train import (ADVERSARIAL_MODES, TrainConfig, _pgd_linf, scheduled_lr, train,
+from lsnotes.attacks import maximise_in_ball, pgd
+from lsnotes.train import (ADVERSARIAL_MODES, TrainConfig, scheduled_lr, train,
                            train_or_load)
 
 TINY = dict(model="linear", train_size=200, test_size=100, epochs=2, batch_size=50, device="cpu")
@@ -54,10 +55,22 @@ def test_pgd_stays_in_the_ball_and_raises_the_loss():
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 3))
     x, y = torch.rand(20, 1, 4, 4), torch.randint(0, 3, (20,))
     loss = lambda logits: torch.nn.functional.cross_entropy(logits, y)
-    x_adv = _pgd_linf(model, x, loss, 0.1, 5, 0.03, True, torch.Generator().manual_seed(0))
+    x_adv = maximise_in_ball(model, x, loss, 0.1, 5, 0.03, True, torch.Generator().manual_seed(0))
     assert float((x_adv - x).abs().max()) <= 0.1 + 1e-6 and 0 <= float(x_adv.min()) <= float(x_adv.max()) <= 1
     with torch.no_grad():
         assert float(loss(model(x_adv))) > float(loss(model(x)))
+
+
+def test_inner_maximiser_matches_the_evaluation_pgd_from_the_same_start():
+    # The trainer's bookkeeping-free ascent and attacks.pgd's final iterate take the same steps.
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8), torch.nn.Tanh(),
+                                torch.nn.Linear(8, 3)).eval()
+    x, y = torch.rand(32, 1, 4, 4), torch.randint(0, 3, (32,))
+    loss = lambda logits: torch.nn.functional.cross_entropy(logits, y)
+    ours = maximise_in_ball(model, x, loss, 0.1, 7, 0.02, False, None)
+    reference = pgd(model, x, y, 0.1, steps=7, step_size=0.02, random_start=False, keep_best=False)
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ADVERSARIAL_MODES)
