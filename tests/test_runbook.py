@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from lsnotes import cli, runbook
 
@@ -46,7 +47,7 @@ TINY_CHAPTER = HEADER + textwrap.dedent("""\
     open("written_by_tiny.txt", "w").write(f"{params.profile} {alpha}")
     ```
 
-    Back to [the preface](preface.md#preface).
+    Back to [the preface](preface.md).
     """)
 
 PREFACE = HEADER + "# Preface\n\nProse only, no code.\n"
@@ -70,6 +71,7 @@ def tiny_book(tmp_path):
     (tmp_path / "_config.yml").write_text((REPO / "_config.yml").read_text())
     (tmp_path / "book" / "preface.md").write_text(PREFACE)
     (tmp_path / "book" / "tiny.md").write_text(TINY_CHAPTER)
+    (tmp_path / "book" / "references.bib").write_text("")
     return tmp_path
 
 
@@ -203,3 +205,21 @@ def test_bad_profile_fails_at_the_check_cell_of_a_real_chapter(tmp_path):
     assert result.status == "failed"
     assert "ValueError: profile must be one of 'quick', 'full'; got 'fast'" in result.error
     assert result.wall_s < 120, "a bad parameter must fail at once, not after the work"
+
+
+@pytest.mark.chapters
+@pytest.mark.slow
+def test_build_book_builds_html_from_executed_notebooks(tiny_book, monkeypatch, capsys):
+    (tiny_book / "_toc.yml").write_text("format: jb-book\nroot: book/preface\n"
+                                        "chapters:\n  - file: book/tiny\n")
+    monkeypatch.chdir(tiny_book)
+    assert cli.main(["build-book", "--no-progress"]) == 0
+    assert f"HTML: {tiny_book / '_build' / 'html' / 'index.html'}" in capsys.readouterr().out
+    stage = tiny_book / "_build" / "stage"
+    assert yaml.safe_load((stage / "_config.yml").read_text())["execute"][
+        "execute_notebooks"] == "off"
+    staged = sorted(p.name for p in (stage / "book").iterdir())
+    assert staged == ["preface.ipynb", "references.bib", "tiny.ipynb", "written_by_tiny.txt"]
+    tiny_html = (tiny_book / "_build" / "html" / "book" / "tiny.html").read_text()
+    assert 'href="preface.html"' in tiny_html  # the .md link survived staging
+    assert "written_by_tiny.txt" in tiny_html
