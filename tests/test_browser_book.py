@@ -37,9 +37,10 @@ def browser():
         yield launched
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def chapter_page(browser, site, built_book, request):
-    """(page, chapter name, html path) for the chapter this test is parametrised with."""
+    """(page, chapter name, html path) for the chapter this test is parametrised with; loaded
+    and screenshotted once per chapter, shared by that chapter's checks."""
     name = request.param
     if name not in built_book.chapters:
         pytest.fail(f"{name} was not executed (reused an old run-book summary?)")
