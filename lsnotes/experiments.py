@@ -42,10 +42,12 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     # Fashion-MNIST and Fu et al.'s four-conv CNN: the smallest setting where LS visibly changes
     # FGSM/PGD accuracy on CPU (see the training chapter for what was measured).
-    "quick": Setting(dataset="fashion-mnist", model="fu_cnn", epochs=5, train_size=8000,
-                     test_size=1000, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0,
-                     schedule="onecycle", eps=0.03, eps_grid=(0.0, 0.01, 0.02, 0.03, 0.05, 0.1),
-                     alpha_grid=(0.1, 0.5, 0.9), eval_size=500, at_steps=5, at_epochs=5,
+    # ε = 0.1 is the usual Fashion-MNIST budget; at 0.03 plain CE already kept ~2/3 of its accuracy
+    # under PGD-20 in this setting, leaving nothing for LS to change.
+    "quick": Setting(dataset="fashion-mnist", model="fu_cnn", epochs=4, train_size=4000,
+                     test_size=500, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0,
+                     schedule="onecycle", eps=0.1, eps_grid=(0.0, 0.025, 0.05, 0.1, 0.15, 0.2),
+                     alpha_grid=(0.1, 0.5, 0.9), eval_size=500, at_steps=3, at_epochs=4,
                      paper="CPU-sized stand-in"),
     # Fu et al.: CIFAR-10, ResNet-18, ε = 8/255, α up to 0.9, PGD-AT with 10 steps.
     "full": Setting(dataset="cifar10", model="resnet18", epochs=60, train_size=None,
@@ -85,8 +87,13 @@ def config(profile: str = "quick", method: str = "ce", alpha: float = 0.0, *,
 
 def trained(profile: str = "quick", method: str = "ce", alpha: float = 0.0, *,
             progress: bool = False, **kwargs) -> TrainResult:
-    """The zoo's model for these settings, from the cache or trained now (then cached)."""
-    return train_or_load(config(profile, method, alpha, **kwargs), progress=progress)
+    """The zoo's model for these settings, from the cache or trained now (then cached).
+
+    Adversarially trained models always record held-out robust accuracy after every epoch, so any
+    chapter can show their robust-overfitting curve without training them again.
+    """
+    cfg = config(profile, method, alpha, **kwargs)
+    return train_or_load(cfg, progress=progress, eval_robust=cfg.adversarial != "none")
 
 
 def eval_examples(profile: str = "quick", seed: int = 0, device: str = "auto",

@@ -130,8 +130,13 @@ class TrainConfig:
         return cls(**values)
 
     def key(self) -> str:
-        """A readable prefix plus a hash of every field and :data:`TRAIN_CODE_VERSION`."""
-        payload = json.dumps({"config": self.to_dict(), "code": TRAIN_CODE_VERSION}, sort_keys=True)
+        """A readable prefix plus a hash of every field but ``device``, and :data:`TRAIN_CODE_VERSION`.
+
+        The device is left out so that ``device="cpu"`` and ``device="auto"`` (on a CPU machine)
+        name the same model: chapters pass their resolved device and must share cache entries.
+        """
+        fields = {k: v for k, v in self.to_dict().items() if k != "device"}
+        payload = json.dumps({"config": fields, "code": TRAIN_CODE_VERSION}, sort_keys=True)
         digest = hashlib.sha256(payload.encode()).hexdigest()[:20]
         return f"{self.dataset}-{self.model}-{self.method}-{self.adversarial}-{digest}"
 
@@ -407,11 +412,14 @@ def _empty_model(config: TrainConfig) -> nn.Module:
 
 
 def train_or_load(config: TrainConfig, progress: bool = True, cache_dir: str | Path | None = None,
-                  on_epoch_end: Callable[[int, list[dict]], None] | None = None) -> TrainResult:
+                  on_epoch_end: Callable[[int, list[dict]], None] | None = None,
+                  eval_robust: bool = False) -> TrainResult:
     """The trained model for ``config``: from the cache if a verified entry exists, else trained.
 
     A per-key file lock makes concurrent callers train once: the first trains (resuming from its
     last epoch checkpoint if an earlier run was interrupted) and stores, the others wait and load.
+    ``eval_robust`` asks for the per-epoch robust accuracy in the history (see :func:`train`); a
+    cached entry recorded without it is trained again with it (the weights come out the same).
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig; got {type(config).__name__}")
@@ -419,13 +427,16 @@ def train_or_load(config: TrainConfig, progress: bool = True, cache_dir: str | P
     directory = cache.entry_dir(key, cache_dir)
     with cache.lock_for(key, cache_dir):
         stored = cache.load_result(directory, key, config.to_dict())
+        if stored is not None and eval_robust and not all("robust_acc" in r for r in stored[1]):
+            stored = None
         if stored is not None:
             state_dict, history = stored
             model = _empty_model(config)
             model.load_state_dict(state_dict)
             model.to(resolve_device(config.device)).eval()
             return TrainResult(model, history, key=key, from_cache=True, path=directory)
-        result = train(config, progress=progress, checkpoint_dir=directory, on_epoch_end=on_epoch_end)
+        result = train(config, progress=progress, eval_robust=eval_robust, checkpoint_dir=directory,
+                       on_epoch_end=on_epoch_end)
         cache.store_result(directory, key, config.to_dict(), result.model.state_dict(), result.history)
         cache.clear_checkpoint(directory)
         result.path = directory

@@ -125,3 +125,21 @@ def test_cli_trains_then_loads(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("loaded from cache: ")
     assert cli.main(argv[:-2] + ["--alpha", "2"]) == 2
     assert "alpha" in capsys.readouterr().err
+
+
+def test_the_cache_key_ignores_the_device_but_not_what_is_trained():
+    base = TrainConfig(**TINY)
+    assert TrainConfig(**{**TINY, "device": "cpu"}).key() == base.key()
+    assert TrainConfig(**{**TINY, "seed": base.seed + 1}).key() != base.key()
+
+
+def test_train_or_load_adds_the_robust_monitor_when_asked(tmp_path):
+    config = TrainConfig(**{**TINY, "epochs": 1})
+    plain = train_or_load(config, progress=False, cache_dir=tmp_path)
+    assert "robust_acc" not in plain.history[0]
+    monitored = train_or_load(config, progress=False, cache_dir=tmp_path, eval_robust=True)
+    assert not monitored.from_cache and "robust_acc" in monitored.history[0]
+    for name, tensor in plain.model.state_dict().items():
+        assert torch.equal(tensor, monitored.model.state_dict()[name]), name
+    again = train_or_load(config, progress=False, cache_dir=tmp_path, eval_robust=True)
+    assert again.from_cache and "robust_acc" in again.history[0]
