@@ -129,14 +129,17 @@ class TrainConfig:
             raise ValueError(f"unknown TrainConfig fields {unknown}; allowed: {sorted(known)}")
         return cls(**values)
 
+    def identity(self) -> dict[str, Any]:
+        """The fields that determine what is trained: all but ``device`` (what the cache checks)."""
+        return {k: v for k, v in self.to_dict().items() if k != "device"}
+
     def key(self) -> str:
         """A readable prefix plus a hash of every field but ``device``, and :data:`TRAIN_CODE_VERSION`.
 
         The device is left out so that ``device="cpu"`` and ``device="auto"`` (on a CPU machine)
         name the same model: chapters pass their resolved device and must share cache entries.
         """
-        fields = {k: v for k, v in self.to_dict().items() if k != "device"}
-        payload = json.dumps({"config": fields, "code": TRAIN_CODE_VERSION}, sort_keys=True)
+        payload = json.dumps({"config": self.identity(), "code": TRAIN_CODE_VERSION}, sort_keys=True)
         digest = hashlib.sha256(payload.encode()).hexdigest()[:20]
         return f"{self.dataset}-{self.model}-{self.method}-{self.adversarial}-{digest}"
 
@@ -426,21 +429,32 @@ def train_or_load(config: TrainConfig, progress: bool = True, cache_dir: str | P
     key = config.key()
     directory = cache.entry_dir(key, cache_dir)
     with cache.lock_for(key, cache_dir):
-        stored = cache.load_result(directory, key, config.to_dict())
-        if stored is not None and eval_robust and not all("robust_acc" in r for r in stored[1]):
-            stored = None
-        if stored is not None:
-            state_dict, history = stored
-            model = _empty_model(config)
-            model.load_state_dict(state_dict)
-            model.to(resolve_device(config.device)).eval()
-            return TrainResult(model, history, key=key, from_cache=True, path=directory)
+        stored = load_trained(config, cache_dir)
+        if stored is not None and not (eval_robust and any("robust_acc" not in r for r in stored.history)):
+            return stored
         result = train(config, progress=progress, eval_robust=eval_robust, checkpoint_dir=directory,
                        on_epoch_end=on_epoch_end)
-        cache.store_result(directory, key, config.to_dict(), result.model.state_dict(), result.history)
+        cache.store_result(directory, key, config.identity(), result.model.state_dict(), result.history)
         cache.clear_checkpoint(directory)
         result.path = directory
         return result
+
+
+def load_trained(config: TrainConfig, cache_dir: str | Path | None = None) -> TrainResult | None:
+    """The cached model for ``config`` if a verified entry exists, else None; never trains.
+
+    (A damaged entry is reported, removed, and reads as missing.)
+    """
+    key = config.key()
+    directory = cache.entry_dir(key, cache_dir)
+    stored = cache.load_result(directory, key, config.identity())
+    if stored is None:
+        return None
+    state_dict, history = stored
+    model = _empty_model(config)
+    model.load_state_dict(state_dict)
+    model.to(resolve_device(config.device)).eval()
+    return TrainResult(model, history, key=key, from_cache=True, path=directory)
 
 
 # ------------------------------------------------------------------------------ command line
