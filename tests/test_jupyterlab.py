@@ -30,6 +30,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 # (chapter, description of the slider to move). A new chapter is one more line here.
 LAB_CHAPTERS = [
     pytest.param("toy_problem", "α", id="toy_problem"),
+    # A trained-model chapter: its models come from the cache the book run filled.
+    pytest.param("classic_attacks", "α", id="classic_attacks"),
 ]
 
 SERVER_START_S = 120
@@ -91,8 +93,12 @@ THROWAWAY_CHAPTER = textwrap.dedent("""\
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """A JupyterLab server on 127.0.0.1 (token, free port) serving a copy of book/."""
+def lab(tmp_path_factory, executed_book):
+    """A JupyterLab server on 127.0.0.1 (token, free port) serving a copy of book/.
+
+    It waits for the book run (``executed_book``): trained-model chapters then load their models
+    from the cache that run filled instead of training them inside the browser test.
+    """
     base = tmp_path_factory.mktemp("jupyterlab")
     root, settings = base / "root", base / "settings"
     shutil.copytree(REPO / "book", root / "book",
