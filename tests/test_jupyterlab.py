@@ -14,11 +14,8 @@ import secrets
 import shutil
 import subprocess
 import sys
-import textwrap
 import time
 import urllib.request
-import warnings
-from pathlib import Path
 
 import pytest
 
@@ -50,46 +47,6 @@ LAB_SETTINGS = {
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {
         "fetchNews": "false", "checkForUpdates": False},
 }
-
-# Stands in for a chapter that is not written yet: the same widget machinery on a tiny figure.
-THROWAWAY_CHAPTER = textwrap.dedent("""\
-    ---
-    jupytext:
-      text_representation:
-        extension: .md
-        format_name: myst
-    kernelspec:
-      display_name: Python 3
-      language: python
-      name: python3
-    ---
-    # Throwaway widget chapter
-
-    ```{code-cell} ipython3
-    :tags: [parameters]
-    profile = "quick"
-    seed = 0
-    device = "auto"
-    ```
-
-    ```{code-cell} ipython3
-    import numpy as np
-    from lsnotes import checks, plots, widgets
-    params = checks.chapter_params(profile, seed, device)
-    x = np.linspace(0, 1, 200)
-
-    def draw(fig, alpha):
-        ax = fig.subplots()
-        ax.plot(x, (1 - alpha) * x + alpha / 2)
-        plots.label_axes(ax, "x (1)", "smoothed target (1)")
-        ax.set_ylim(0, 1)
-
-    static = plots.small_multiples([0.0, 0.5, 1.0],
-                                   lambda ax, a: ax.plot(x, (1 - a) * x + a / 2))
-    widgets.interactive_figure(draw, {"alpha": widgets.float_slider("α", 0, 1, 0.05, 0.1)},
-                               static)
-    ```
-    """)
 
 
 @pytest.fixture(scope="module")
@@ -160,12 +117,9 @@ def shutdown_kernels(url, token):
 
 
 def chapter_in_lab(lab, chapter: str) -> str:
-    """Path of the chapter inside the server's root; a throwaway stand-in until it is written."""
+    """Path of the chapter inside the server's root."""
     relative = f"book/{chapter}.md"
-    if not (lab["root"] / relative).is_file():
-        warnings.warn(f"book/{chapter}.md is not written yet: testing a throwaway widget chapter "
-                      "in its place")
-        (lab["root"] / relative).write_text(THROWAWAY_CHAPTER)
+    assert (lab["root"] / relative).is_file(), f"book/{chapter}.md does not exist"
     return relative
 
 
