@@ -26,8 +26,7 @@ import hashlib
 import json
 import math
 import time
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
