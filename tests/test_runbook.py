@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -223,3 +225,25 @@ def test_build_book_builds_html_from_executed_notebooks(tiny_book, monkeypatch, 
     tiny_html = (tiny_book / "_build" / "html" / "book" / "tiny.html").read_text()
     assert 'href="preface.html"' in tiny_html  # the .md link survived staging
     assert "written_by_tiny.txt" in tiny_html
+
+
+@pytest.mark.chapters
+@pytest.mark.slow
+def test_both_builds_fail_on_a_cell_error(tiny_book, monkeypatch):
+    (tiny_book / "_toc.yml").write_text("format: jb-book\nroot: book/preface\n"
+                                        "chapters:\n  - file: book/tiny\n")
+    (tiny_book / "book" / "tiny.md").write_text(TINY_CHAPTER + textwrap.dedent("""
+        ```{code-cell} ipython3
+        raise RuntimeError("a chapter cell failed")
+        ```
+        """))
+    monkeypatch.chdir(tiny_book)
+    assert cli.main(["build-book", "--no-progress"]) == 1
+    summary = json.loads((tiny_book / "_build" / "executed" / "summary.json").read_text())
+    assert "a chapter cell failed" in {c["chapter"]: c for c in summary["chapters"]}["tiny"]["error"]
+    # A reader's plain `jupyter-book build .` executes the chapters itself and must fail too.
+    jupyter_book = str(Path(sys.executable).parent / "jupyter-book")
+    plain = subprocess.run([jupyter_book, "build", ".", "--path-output", "plain"], cwd=tiny_book, capture_output=True,
+                           text=True, timeout=600)
+    assert plain.returncode != 0, plain.stdout[-2000:]
+    assert "a chapter cell failed" in plain.stdout + plain.stderr
