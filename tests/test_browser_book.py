@@ -71,6 +71,8 @@ def test_no_error_output(chapter_page):
     as_text = [t[:80] for t in texts if re.search(r"<(Figure|matplotlib\.figure\.Figure) ", t)]
     assert not as_text, (f"{name}: figures printed as text instead of images {as_text}; "
                          "display them so IPython renders a PNG")
+    raw_bytes = [t[:80] for t in texts if re.match(r"\s*b['\"]\\x", t)]
+    assert not raw_bytes, f"{name}: a cell shows raw bytes (e.g. a returned PNG) {raw_bytes}"
 
 
 @pytest.mark.parametrize("chapter_page", CHAPTERS, indirect=True)
