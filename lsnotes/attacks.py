@@ -434,16 +434,18 @@ def tanh_linf(model, x, y, eps, *, steps: int = 20, step_size: float = 0.1, loss
 # ----------------------------------------------------------------------------- minimal-norm attacks
 
 def _jacobian_rows(model, x, classes: torch.Tensor):
-    """Logits and ∂z_c/∂x for every class c in ``classes`` (N, C): one batched backward."""
-    x = x.detach().requires_grad_(True)
-    logits = model(x)
-    picked = logits.gather(1, classes)
-    # examples are independent, so summing over the batch gives each example its own gradient;
-    # is_grads_batched vmaps that backward over the C selected classes
-    eye = torch.eye(classes.shape[1], dtype=x.dtype, device=x.device)
-    grad_outputs = eye[:, None, :].expand(-1, len(x), -1)
-    grads, = torch.autograd.grad(picked, x, grad_outputs, is_grads_batched=True)
-    return logits.detach(), picked.detach(), grads.transpose(0, 1)  # (N, C, ...)
+    """Logits and ∂z_c/∂x for every class c in ``classes`` (N, C): one forward, one backward.
+
+    Each example is repeated C times along the batch and copy j back-propagates only its j-th
+    selected logit, so one large batch replaces C backward passes (examples are independent;
+    the model is in evaluation mode, so batch statistics play no part).
+    """
+    n, c = classes.shape
+    repeated = x.detach().repeat_interleave(c, dim=0).requires_grad_(True)
+    logits = model(repeated)
+    picked = logits.gather(1, classes.reshape(-1, 1)).view(n, c)
+    grads, = torch.autograd.grad(picked.sum(), repeated)
+    return logits.view(n, c, -1)[:, 0].detach(), picked.detach(), grads.view(n, c, *x.shape[1:])
 
 
 def deepfool(model, x, *, num_classes: int | None = None, overshoot: float = 0.02,
