@@ -39,6 +39,17 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a shared 2-core box they lose ~10×."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def toc_chapters() -> list[str]:
     """Short names of the chapters in ``_toc.yml``, in reading order (for parametrisation)."""
     from lsnotes import runbook

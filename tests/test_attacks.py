@@ -10,9 +10,8 @@ from hypothesis import given, settings, strategies as st
 from torch import nn
 
 from lsnotes import attacks
+from tiny_models import N_CLASSES, blobs, trained_linear
 
-SHAPE = (1, 6, 6)
-N_CLASSES = 10
 
 # settings that keep every registered attack well under a second on a tiny model
 CHEAP = {
@@ -27,35 +26,7 @@ CHEAP = {
 }
 
 
-def blobs(n: int, seed: int):
-    """Ten Gaussian blobs in [0, 1]^(1×6×6): a task a linear model learns in a second."""
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.rand(N_CLASSES, *SHAPE, generator=torch.Generator().manual_seed(123))
-    y = torch.randint(0, N_CLASSES, (n,), generator=g)
-    x = (centres[y] + 0.25 * torch.randn(n, *SHAPE, generator=g)).clamp(0, 1)
-    return x, y
-
-
-def trained_linear(steps: int = 150) -> nn.Module:
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(36, N_CLASSES))
-    x, y = blobs(512, seed=1)
-    for _ in range(steps):  # plain gradient descent: torch.optim's first use costs seconds
-        grads = torch.autograd.grad(nn.functional.cross_entropy(model(x), y), model.parameters())
-        with torch.no_grad():
-            for p, g in zip(model.parameters(), grads):
-                p -= 0.5 * g
-    model.eval()
-    return model
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core box they lose ~10×."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

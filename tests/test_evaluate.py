@@ -9,36 +9,9 @@ import torch
 from torch import nn
 
 from lsnotes import attacks, evaluate
+from tiny_models import blobs, trained_linear
 
-N_CLASSES = 10
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core box they lose ~10×."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def blobs(n: int, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    centres = torch.rand(N_CLASSES, 1, 6, 6, generator=torch.Generator().manual_seed(123))
-    y = torch.randint(0, N_CLASSES, (n,), generator=g)
-    return (centres[y] + 0.25 * torch.randn(n, 1, 6, 6, generator=g)).clamp(0, 1), y
-
-
-def train_linear(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(36, N_CLASSES))
-    x, y = blobs(512, seed=1 + seed)
-    for _ in range(150):
-        grads = torch.autograd.grad(nn.functional.cross_entropy(model(x), y), model.parameters())
-        with torch.no_grad():
-            for p, g in zip(model.parameters(), grads):
-                p -= 0.5 * g
-    return model.eval()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Quantised(nn.Module):
@@ -54,7 +27,7 @@ class Quantised(nn.Module):
 
 @pytest.fixture(scope="module")
 def linear():
-    return train_linear()
+    return trained_linear()
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +63,7 @@ def test_report_is_reproducible(linear, data):
 
 def test_report_serialises_in_robustbench_shape(linear, data, tmp_path):
     x, y = data
-    source = train_linear(seed=5)
+    source = trained_linear(seed=5)
     report = evaluate.robustness_report(linear, x, y, 0.15, ("fgsm",), source_model=source,
                                         model_name="linear", architecture="Linear",
                                         dataset="blobs")
