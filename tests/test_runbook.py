@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -247,3 +248,13 @@ def test_both_builds_fail_on_a_cell_error(tiny_book, monkeypatch):
                            text=True, timeout=600)
     assert plain.returncode != 0, plain.stdout[-2000:]
     assert "a chapter cell failed" in plain.stdout + plain.stderr
+
+
+def test_kernel_environment_fills_unset_variables_keeps_user_values_and_restores(monkeypatch):
+    first, second = list(runbook.KERNEL_ENV)
+    monkeypatch.delenv(first, raising=False)
+    monkeypatch.setenv(second, "12345")
+    with runbook.kernel_environment():
+        assert os.environ[first] == runbook.KERNEL_ENV[first]
+        assert os.environ[second] == "12345"
+    assert first not in os.environ and os.environ[second] == "12345"
