@@ -438,18 +438,16 @@ def tanh_linf(model, x, y, eps, *, steps: int = 20, step_size: float = 0.1, loss
 
 # ----------------------------------------------------------------------------- minimal-norm attacks
 
-def _difference_gradients(model, x, classes: torch.Tensor):
-    """Logits and the gradients of z_k − z_label for the candidate classes: one forward pass.
+def _difference_gradients(logits, x, classes: torch.Tensor):
+    """The differences z_k − z_label and their gradients for the candidate classes.
 
-    ``classes`` (N, C) lists per example the label first, then the C − 1 candidates. Returns the
-    logits (N, K), the differences f (N, C − 1) and their gradients w (N, C − 1, ...), from one
-    forward pass and C − 1 backward passes, each over the whole batch. (Batching the backward
-    passes with ``is_grads_batched`` was 10 % slower on CPU: vmap loops over convolution
-    backward anyway, then stacks the results.)
+    ``logits`` come from a forward pass on ``x`` (which requires grad). ``classes`` (N, C) lists
+    per example the label first, then the C − 1 candidates. Returns f (N, C − 1) and the
+    gradients w (N, C − 1, ...) from C − 1 backward passes, each over the whole batch. (Batching
+    them with ``is_grads_batched`` was 10 % slower on CPU: vmap loops over convolution backward
+    anyway, then stacks the results.)
     """
     n, c = classes.shape
-    x = x.detach().requires_grad_(True)
-    logits = model(x)
     label_hot = F.one_hot(classes[:, 0], logits.shape[1]).to(logits.dtype)
     # seeds[j] back-propagates z_{classes[:, j+1]} − z_label for every example at once
     seeds = F.one_hot(classes[:, 1:].T, logits.shape[1]).to(logits.dtype) - label_hot
@@ -457,7 +455,7 @@ def _difference_gradients(model, x, classes: torch.Tensor):
     grads = x.new_empty((n, c - 1, *x.shape[1:]))
     for j in range(c - 1):
         grads[:, j], = torch.autograd.grad(logits, x, grad_outputs=seeds[j], retain_graph=j < c - 2)
-    return logits.detach(), f, grads
+    return f, grads
 
 
 def deepfool(model, x, *, num_classes: int | None = None, overshoot: float = 0.02,
@@ -488,13 +486,17 @@ def deepfool(model, x, *, num_classes: int | None = None, overshoot: float = 0.0
             idx = active.nonzero().squeeze(1)
             if idx.numel() == 0:
                 break
-            logits, f, w = _difference_gradients(model, x_adv[idx], classes[idx])
+            x_in = x_adv[idx].requires_grad_(True)
+            logits = model(x_in)
             still = logits.argmax(1) == label[idx]
-            idx, f, w = idx[still], f[still], w[still]            # f (n, C-1), w (n, C-1, ...)
-            active[:] = False
-            active[idx] = True
-            if idx.numel() == 0:
-                break
+            if not still.all():  # drop the newly fooled before paying C − 1 backward passes
+                active[idx[~still]] = False
+                idx = idx[still]
+                if idx.numel() == 0:
+                    break
+                x_in = x_adv[idx].requires_grad_(True)
+                logits = model(x_in)
+            f, w = _difference_gradients(logits, x_in, classes[idx])  # (n, C-1), (n, C-1, ...)
             w_norm = w.flatten(2).norm(dim=2).clamp_min(1e-12)
             distance = f.abs() / w_norm
             nearest = distance.argmin(1)
