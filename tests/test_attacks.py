@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
+from pathlib import Path
 
 import pytest
 import torch
@@ -247,35 +249,21 @@ def test_deepfool_vectorised_equals_per_image_runs(data):
         assert one_success.item() == success[i].item()
 
 
-def reference_deepfool(model, image, overshoot=0.02, max_iter=50):
-    """DeepFool as the original code runs it: one image, one backward pass per class."""
-    with torch.no_grad():
-        label = model(image).argmax(1).item()
-    r_total, x_adv = torch.zeros_like(image), image.clone()
-    for _ in range(max_iter):
-        x_adv.requires_grad_(True)
-        logits = model(x_adv)[0]
-        if logits.argmax().item() != label:
-            break
-        grads = [torch.autograd.grad(logits[k], x_adv, retain_graph=True)[0]
-                 for k in range(len(logits))]
-        steps = []
-        for k in range(len(logits)):
-            if k != label:
-                w, f = grads[k] - grads[label], (logits[k] - logits[label]).item()
-                steps.append((abs(f) / w.norm().item(), (abs(f) + 1e-4) / w.norm() ** 2 * w))
-        r_total = r_total + min(steps, key=lambda step: step[0])[1]
-        x_adv = (image + (1 + overshoot) * r_total).clamp(0, 1).detach()
-    return x_adv.detach()
+def load_benchmark(name: str):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_deepfool_agrees_with_the_original_per_image_algorithm(data):
     x, _ = data
     model = random_bn_net(seed=5).eval()
     x_adv, _, _ = attacks.deepfool(model, x)
-    for i in range(len(x)):
-        torch.testing.assert_close(x_adv[i], reference_deepfool(model, x[i:i + 1])[0],
-                                   atol=1e-5, rtol=0)
+    # the benchmark's baseline: one image at a time, one backward pass per class
+    reference = load_benchmark("bench_attacks").per_image_deepfool(model, x)
+    torch.testing.assert_close(x_adv, reference, atol=1e-5, rtol=0)
 
 
 def test_carlini_wagner_approaches_the_minimal_l2_distance():
