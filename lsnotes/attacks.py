@@ -465,8 +465,8 @@ def deepfool(model, x, *, num_classes: int | None = None, overshoot: float = 0.0
     The label to leave is the model's clean prediction; only the ``num_classes`` classes with the
     highest clean logits are considered (all when None). Each step costs one forward pass and
     C − 1 backward passes, each over all examples still correctly labelled (no loop over
-    images). Returns ``(x_adv, l2_norms,
-    success)``; x_adv = clip(x + (1 + overshoot)·r_total, 0, 1).
+    images). Returns ``(x_adv, l2_norms, success)``; x_adv = clip(x + (1 + overshoot)·r_total,
+    0, 1).
     """
     check_batch(x)
     overshoot = number_in("overshoot", overshoot, 0)
