@@ -50,6 +50,14 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session")
+def linear():
+    """The trained linear model on the blob problem that attack and evaluation tests share."""
+    from tiny_models import trained_linear
+
+    return trained_linear()
+
+
 def toc_chapters() -> list[str]:
     """Short names of the chapters in ``_toc.yml``, in reading order (for parametrisation)."""
     from lsnotes import runbook

@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from torch import nn
 
 from lsnotes import attacks
-from tiny_models import N_CLASSES, blobs, trained_linear
+from tiny_models import N_CLASSES, blobs
 
 
 # settings that keep every registered attack well under a second on a tiny model
@@ -29,11 +29,6 @@ CHEAP = {
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture(scope="module")
-def linear():
-    return trained_linear()
 
 
 @pytest.fixture(scope="module")

@@ -26,11 +26,6 @@ class Quantised(nn.Module):
 
 
 @pytest.fixture(scope="module")
-def linear():
-    return trained_linear()
-
-
-@pytest.fixture(scope="module")
 def data():
     return blobs(32, seed=2)
 
