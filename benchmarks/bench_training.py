@@ -28,7 +28,7 @@ from lsnotes.losses import METHODS, loss_function, penalty_loss
 from lsnotes.models import build_model, parameter_count
 
 TARGET_RATIO = 1.03
-SHAPES = {"linear": (1, 28), "mlp": (1, 28), "lenet": (1, 28), "fu_cnn": (1, 28),
+SHAPES = {"linear": (1, 28), "mlp": (1, 28), "lenet": (1, 28), "cnn4": (1, 28),
           "resnet18": (3, 32), "preact_resnet18": (3, 32), "wrn_small": (3, 32), "wrn34_10": (3, 32)}
 
 
@@ -146,7 +146,7 @@ def main(argv=None) -> int:
             print(f"{model_name:10} {batch:5d} {method:8} {t_ms * 1e3:10.2f} {t_ratio:6.3f} "
                   f"{p_ms * 1e3:8.2f} {p_ratio:6.3f}  {'yes' if best <= TARGET_RATIO else 'NO'}")
 
-    models = ["mlp", "lenet", "fu_cnn", "resnet18"] if args.quick else list(SHAPES)
+    models = ["mlp", "lenet", "cnn4", "resnet18"] if args.quick else list(SHAPES)
     print("\n## Training throughput and peak memory (CE, one fresh process per model)")
     print(f"{'model':16} {'params':>8} {'batch':>5} {'images/s':>10} {'peak MiB':>9}")
     for model_name in models:

@@ -11,9 +11,11 @@ Adversarial modes (``TrainConfig.adversarial``):
 - ``"fgsm_rs"``: Wong et al. (2020), "fast is better than free": uniform random start, step 1.25 ε.
 - ``"pgd"``: Madry et al. (2018): loss on L∞-PGD examples (random start).
 - ``"trades"``: Zhang et al. (2019): loss(clean) + β·KL(p(x) ‖ p(x')), x' maximising that KL.
-- ``"sglr"``: Yu et al. (2024): from ``sglr_start_epoch`` on, each training example keeps a soft
-  label ``s ← m·s + (1−m)·(0.2·p(x) + 0.8·p(x'))`` (p the detached softmax, m = ``sglr_momentum``)
-  and the loss is the cross-entropy of the adversarial logits against ``s``; PGD-AT before that.
+- ``"sglr"``: Yu et al. (2024), as their code runs it: plain PGD-AT (cross-entropy on the
+  adversarial logits) before epoch ``sglr_start_epoch``; from then on each training example keeps
+  a soft label ``s ← m·s + (1−m)·(0.2·p(x) + 0.8·p(x'))`` (p the detached softmax, p(x) in train
+  mode, m = ``sglr_momentum``) and the loss is the cross-entropy of the adversarial logits
+  against ``s``.
 
 On CUDA the data stay on the GPU, the model runs channels_last under bf16 autocast and optionally
 ``torch.compile``; on the CPU the same code runs in fp32 and is bit-for-bit reproducible.
@@ -42,7 +44,7 @@ from lsnotes.losses import METHODS, loss_function
 from lsnotes.models import MODELS, build_model
 
 #: Bump when a change to this module changes what a given config trains (invalidates the cache).
-TRAIN_CODE_VERSION = "1"
+TRAIN_CODE_VERSION = "2"
 
 ADVERSARIAL_MODES = ("none", "fgsm", "fgsm_rs", "pgd", "trades", "sglr")
 OPTIMIZERS = ("sgd", "adam")
@@ -292,11 +294,10 @@ class _Trainer:
         logits = self.forward(x_adv).float()
         if mode == "pgd" or epoch < c.sglr_start_epoch:
             return self.loss(logits, y), logits
-        # SGLR: refine this example's soft label, then fit the adversarial logits to it.
+        # SGLR: refine this example's soft label, then fit the adversarial logits to it. As in the
+        # authors' code (devicerxx/SGLS, losses/loss.py), p(x) comes from the model in train mode.
         with torch.no_grad():
-            self.model.eval()
             clean_probs = F.softmax(self.forward(x).float(), dim=1)
-            self.model.train()
             refined = 0.2 * clean_probs + 0.8 * F.softmax(logits.detach(), dim=1)
             m = c.sglr_momentum
             self.soft_labels[index] = m * self.soft_labels[index] + (1 - m) * refined

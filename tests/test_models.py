@@ -7,7 +7,7 @@ import torch
 
 from lsnotes.models import MODELS, Normalize, build_model, parameter_count
 
-GREY = ("linear", "mlp", "lenet", "fu_cnn")
+GREY = ("linear", "mlp", "lenet", "cnn4")
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -20,7 +20,7 @@ def test_output_shape(name):
     assert isinstance(model[0], Normalize)
 
 
-@pytest.mark.parametrize("name", ["lenet", "fu_cnn", "linear"])
+@pytest.mark.parametrize("name", ["lenet", "cnn4", "linear"])
 def test_small_models_take_colour_32px_images(name):
     model = build_model(name, 10, in_channels=3, image_size=32)
     assert model(torch.rand(1, 3, 32, 32)).shape == (1, 10)
