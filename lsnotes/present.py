@@ -1,0 +1,184 @@
+"""How chapters show what they measured: numbers in prose, tables, and lists of claims.
+
+- **Numbers in prose.** Chapters write ``{eval}`name``` in their text. JupyterLab (with
+  jupyterlab-myst) evaluates it in the kernel when the reader runs the cell; ``lsnotes run-book``
+  evaluates it the same way while it executes the chapter and the built book shows the stored
+  result. A plain ``str`` would show with quotes in some renderers, so every value meant for prose
+  is a :class:`Text`, whose ``repr`` is the text itself: :func:`percent`, :func:`fixed`,
+  :func:`signed_points`.
+- **Tables.** :class:`Table` displays as markdown, which JupyterLab renders as a table and the
+  book renders as MyST (``nb_render_markdown_format: myst`` in ``_config.yml``), so a computed
+  table is an HTML ``<table>`` in both, with numeric columns right-aligned.
+- **Claims.** :class:`Claims` lists each statement a chapter makes about its numbers with whether
+  this run bears it out; the statements the prose relies on are asserted, so a change that breaks
+  one stops the chapter.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Iterable, Mapping, Sequence
+
+from lsnotes.checks import choice, positive_int
+
+
+class Text(str):
+    """A string that shows as itself (no quotes) wherever it is displayed."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def percent(fraction, digits: int = 1) -> Text:
+    """``0.4213`` -> ``"42.1 %"``; NaN (a measurement that was not made) -> ``"—"``."""
+    digits = positive_int("digits", digits, minimum=0)
+    value = _finite_or_nan("fraction", fraction)
+    return Text("—" if math.isnan(value) else f"{100 * value:.{digits}f} %")
+
+
+def signed_points(difference, digits: int = 1) -> Text:
+    """A difference of two fractions in percentage points: ``0.052`` -> ``"+5.2"``."""
+    digits = positive_int("digits", digits, minimum=0)
+    value = _finite_or_nan("difference", difference)
+    return Text("—" if math.isnan(value) else f"{100 * value:+.{digits}f}")
+
+
+def fixed(value, digits: int = 3) -> Text:
+    """A number with ``digits`` decimals (``fixed(0.5, 2)`` -> ``"0.50"``); NaN -> ``"—"``."""
+    digits = positive_int("digits", digits, minimum=0)
+    number = _finite_or_nan("value", value)
+    return Text("—" if math.isnan(number) else f"{number:.{digits}f}")
+
+
+def _finite_or_nan(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) and not hasattr(value, "__float__"):
+        raise ValueError(f"{name} must be a real number; got {value!r}")
+    number = float(value)
+    if math.isinf(number):
+        raise ValueError(f"{name} must be finite (or NaN for a missing value); got {value!r}")
+    return number
+
+
+# ----------------------------------------------------------------------------- tables
+
+ALIGNMENTS = ("left", "right")
+
+
+def _escape_cell(value) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+class Table:
+    """A table a cell computes: ``Table(columns, rows)`` as the last expression of a cell.
+
+    Cells may be any values (``Text`` from :func:`percent` reads best). Columns whose cells are
+    all numbers or numeric-looking text (``"42.1 %"``, ``"+3.0"``, ``"0.512"``, ``"—"``) are
+    right-aligned unless ``align`` says otherwise. ``title`` is a bold line above the table.
+    """
+
+    def __init__(self, columns: Sequence[str], rows: Iterable[Sequence], *, title: str = "",
+                 align: Mapping[str, str] | None = None):
+        self.columns = [str(c) for c in columns]
+        if not self.columns:
+            raise ValueError("columns must name at least one column")
+        self.rows = [list(r) for r in rows]
+        for i, row in enumerate(self.rows):
+            if len(row) != len(self.columns):
+                raise ValueError(f"rows[{i}] has {len(row)} cells; columns has {len(self.columns)}")
+        self.title = str(title)
+        self.align = {c: "right" if self._numeric(j) else "left" for j, c in enumerate(self.columns)}
+        for column, side in dict(align or {}).items():
+            choice("align column", column, self.columns)
+            self.align[column] = choice(f"align[{column!r}]", side, ALIGNMENTS)
+
+    def _numeric(self, j: int) -> bool:
+        cells = [row[j] for row in self.rows]
+        return bool(cells) and all(_looks_numeric(c) for c in cells)
+
+    def to_markdown(self) -> str:
+        rule = {"left": ":--", "right": "--:"}
+        lines = [f"**{self.title}**", ""] if self.title else []
+        lines.append("| " + " | ".join(_escape_cell(c) for c in self.columns) + " |")
+        lines.append("| " + " | ".join(rule[self.align[c]] for c in self.columns) + " |")
+        lines += ["| " + " | ".join(_escape_cell(v) for v in row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def __repr__(self) -> str:  # text/plain: what a plain console shows
+        return self.to_markdown()
+
+    def records(self) -> list[dict]:
+        return [dict(zip(self.columns, row)) for row in self.rows]
+
+
+def _looks_numeric(value) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    text = str(value).strip().replace("%", "").replace("−", "-").replace(",", "").strip()
+    if text in ("—", "-", "/", ""):
+        return True
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+# ----------------------------------------------------------------------------- claims
+
+class ClaimFailed(AssertionError):
+    """A statement the chapter's prose relies on does not hold in this run."""
+
+
+class Claims:
+    """What a chapter says about its numbers, each with whether this run bears it out.
+
+    ``claims`` maps a statement to a bool computed from the run; ``asserted`` names the ones the
+    prose relies on: if one of them is false, construction raises :class:`ClaimFailed` naming it
+    (and the chapter stops there). Displayed, it is a list: ✔ holds / ✘ does not hold here, with
+    "(asserted)" on the asserted ones, so a reader sees what did and did not reproduce.
+    """
+
+    def __init__(self, claims: Mapping[str, bool], asserted: Iterable[str] = (), *,
+                 title: str = ""):
+        self.claims = {str(k): bool(v) for k, v in claims.items()}
+        if not self.claims:
+            raise ValueError("claims must hold at least one statement")
+        self.asserted = list(asserted)
+        for statement in self.asserted:
+            choice("asserted statement", statement, self.claims)
+        self.title = str(title)
+        failed = [s for s in self.asserted if not self.claims[s]]
+        if failed:
+            raise ClaimFailed("claim(s) the text relies on no longer hold: " + "; ".join(failed))
+
+    def holds(self, statement: str) -> bool:
+        return self.claims[choice("statement", statement, self.claims)]
+
+    def to_markdown(self) -> str:
+        lines = [f"**{self.title}**", ""] if self.title else []
+        for statement, holds in self.claims.items():
+            mark = "✔ holds" if holds else "✘ does not hold here"
+            lines.append(f"- {mark}{' (asserted)' if statement in self.asserted else ''}: {statement}")
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def __repr__(self) -> str:
+        return self.to_markdown()
+
+
+def share(count: int, total: int) -> Text:
+    """``"3 of 5"``."""
+    total = positive_int("total", total)
+    count = positive_int("count", count, minimum=0)
+    if count > total:
+        raise ValueError(f"count must be at most total {total}; got {count}")
+    return Text(f"{count} of {total}")
+
