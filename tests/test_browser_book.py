@@ -1,6 +1,8 @@
-"""The built book in a real headless Chromium: every chapter page shows its outputs without
-errors, real (non-blank) figures, math markup, working navigation, resolved citations and no
-broken internal links. Screenshots land in ``artifacts/screenshots/``."""
+"""The built book in a real headless Chromium with the network blocked, checked for what a reader
+sees: every computed table is a real table (no markdown pipes in the prose), formulae are typeset
+by the book's own MathJax, figures load, no cell shows an error or a raw object, the prose shows
+its numbers, code does not scroll sideways, navigation and citations work. A full-page screenshot
+of every chapter lands in ``artifacts/screenshots/book_<chapter>.png``."""
 
 from __future__ import annotations
 
@@ -39,19 +41,70 @@ def browser():
 
 @pytest.fixture(scope="module")
 def chapter_page(browser, site, built_book, request):
-    """(page, chapter name, html path) for the chapter this test is parametrised with; loaded
-    and screenshotted once per chapter, shared by that chapter's checks."""
+    """(page, chapter name, html path, blocked requests) for the chapter this test is
+    parametrised with: loaded once with every request off the local site refused, MathJax
+    finished, screenshotted, and shared by that chapter's checks."""
     name = request.param
     if name not in built_book.chapters:
         pytest.fail(f"{name} was not executed (reused an old run-book summary?)")
     html = built_book.page(name)
     if not html.is_file():
         pytest.fail(f"{name}: no page {html} (did it execute? see test_chapters)")
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    blocked = []
+
+    def offline(route):
+        if route.request.url.startswith(site):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", offline)
+    page = context.new_page()
     page.goto(f"{site}/{html.relative_to(built_book.html).as_posix()}", wait_until="load")
+    page.wait_for_function(MATHJAX_DONE, timeout=60_000)
     page.screenshot(path=str(screenshot_path(f"book_{name}")), full_page=True)
-    yield page, name, html
-    page.close()
+    yield page, name, html, blocked
+    context.close()
+
+
+# True once MathJax (if the page loads it) has typeset everything.
+MATHJAX_DONE = """async () => {
+    if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) {
+        return !document.querySelector('script[src*="mathjax"]') || !!window.MathJax;
+    }
+    await MathJax.startup.promise;
+    return true;
+}"""
+
+
+def executed_notebook(built_book, name: str):
+    return nbformat.read(built_book.chapters[name].notebook, as_version=4)
+
+
+def shown_outputs(notebook):
+    """Outputs of code cells the page shows (not removed by a tag)."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and not HIDDEN_OUTPUT_TAGS & set(cell.metadata.get("tags", [])):
+            yield from cell.get("outputs", [])
+
+
+MARKDOWN_TABLE_RULE = re.compile(r"^\s*\|(\s*:?-{2,}:?\s*\|)+\s*$", re.M)
+
+
+def tables_in_notebook(notebook) -> int:
+    """Tables a reader should see: markdown tables in the prose and in displayed markdown,
+    and HTML tables in displayed HTML."""
+    count = sum(len(MARKDOWN_TABLE_RULE.findall(c.source)) for c in notebook.cells
+                if c.cell_type == "markdown")
+    for output in shown_outputs(notebook):
+        data = output.get("data", {})
+        if "text/html" in data:
+            count += "".join(data["text/html"]).count("<table")
+        elif "text/markdown" in data:
+            count += len(MARKDOWN_TABLE_RULE.findall("".join(data["text/markdown"])))
+    return count
 
 
 def chapter_source(built_book, name: str) -> str:
@@ -60,7 +113,7 @@ def chapter_source(built_book, name: str) -> str:
 
 @pytest.mark.parametrize("chapter_page", CHAPTERS, indirect=True)
 def test_no_error_output(chapter_page):
-    page, name, _ = chapter_page
+    page, name, *_ = chapter_page
     errors = page.locator(".cell_output .output.stderr, .cell_output .output.traceback, "
                           ".cell_output .traceback")
     shown = [errors.nth(i).inner_text()[:300] for i in range(errors.count())]
@@ -73,15 +126,14 @@ def test_no_error_output(chapter_page):
                          "display them so IPython renders a PNG")
     raw_bytes = [t[:80] for t in texts if re.match(r"\s*b['\"]\\x", t)]
     assert not raw_bytes, f"{name}: a cell shows raw bytes (e.g. a returned PNG) {raw_bytes}"
+    reprs = [t[:80] for t in texts if re.search(r"<[\w.]+ object at 0x[0-9a-f]+>", t)]
+    assert not reprs, f"{name}: a cell shows a raw object repr instead of its content {reprs}"
 
 
 @pytest.mark.parametrize("chapter_page", CHAPTERS, indirect=True)
 def test_figures_are_present_and_not_blank(chapter_page, built_book):
-    page, name, _ = chapter_page
-    notebook = nbformat.read(built_book.chapters[name].notebook, as_version=4)
-    expected = sum(1 for cell in notebook.cells if cell.cell_type == "code"
-                   and not HIDDEN_OUTPUT_TAGS & set(cell.metadata.get("tags", []))
-                   for output in cell.get("outputs", [])
+    page, name, *_ = chapter_page
+    expected = sum(1 for output in shown_outputs(executed_notebook(built_book, name))
                    if {"image/png", "image/svg+xml", "image/jpeg"} & set(output.get("data", {})))
     images = page.locator("article .cell_output img, article figure img, article img.image")
     assert images.count() >= expected, (
@@ -98,23 +150,65 @@ def test_figures_are_present_and_not_blank(chapter_page, built_book):
 
 
 @pytest.mark.parametrize("chapter_page", CHAPTERS, indirect=True)
-def test_math_is_marked_up(chapter_page, built_book):
-    page, name, _ = chapter_page
+def test_math_is_typeset_offline(chapter_page, built_book):
+    page, name, *_ = chapter_page
     if not MATH_IN_SOURCE.search(chapter_source(built_book, name)):
         pytest.skip(f"{name} has no math")
-    # MathJax comes from a CDN, unreachable offline: check the markup MathJax would typeset.
-    assert page.locator("article div.math, article span.math").count() > 0, (
-        f"{name}: its source has math but the page has no div.math/span.math")
-    prose = page.evaluate("""() => {
+    assert page.locator("article mjx-container").count() > 0, (
+        f"{name}: its source has math but MathJax typeset nothing (is MathJax served locally?)")
+    prose = visible_prose(page)
+    for raw in ("$$", "\\(", "\\[", "\\begin{"):
+        assert raw not in prose, f"{name}: untypeset TeX ({raw}) in the text a reader sees"
+
+
+@pytest.mark.parametrize("chapter_page", CHAPTERS, indirect=True)
+def test_nothing_is_fetched_from_the_network(chapter_page):
+    _, name, _, blocked = chapter_page
+    assert not blocked, f"{name} tried to fetch {len(blocked)} resource(s) off the site: {blocked[:5]}"
+
+
+@pytest.mark.parametrize("chapter_page", CHAPTERS, indirect=True)
+def test_tables_are_tables(chapter_page, built_book):
+    page, name, *_ = chapter_page
+    expected = tables_in_notebook(executed_notebook(built_book, name))
+    shown = page.locator("article table").count()
+    assert shown == expected, f"{name}: the chapter produces {expected} table(s), the page shows {shown}"
+    paragraphs = page.eval_on_selector_all("article p", "ps => ps.map(p => p.innerText)")
+    raw = [p[:120] for p in paragraphs
+           if MARKDOWN_TABLE_RULE.search(p) or re.search(r"\|\s*-{3}|^\s*\|.*\|\s*$", p, re.M)]
+    assert not raw, f"{name}: markdown table rows shown as text: {raw[:3]}"
+
+
+@pytest.mark.parametrize("chapter_page", CHAPTERS, indirect=True)
+def test_prose_shows_its_numbers(chapter_page):
+    page, name, *_ = chapter_page
+    text = page.locator("article").inner_text()
+    for role in ("{eval}", "{glue", "[not computed]"):
+        assert role not in text, f"{name}: the page shows {role!r} instead of a number"
+
+
+@pytest.mark.parametrize("chapter_page", CHAPTERS, indirect=True)
+def test_visible_code_does_not_scroll_sideways(chapter_page):
+    page, name, *_ = chapter_page
+    wide = page.evaluate("""() => [...document.querySelectorAll('article .cell_input pre')]
+        .filter(pre => pre.offsetParent !== null && pre.clientWidth > 0)
+        .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
+        .map(pre => pre.innerText.split('\\n').reduce((a, b) => a.length >= b.length ? a : b))""")
+    assert not wide, f"{name}: code lines wider than the page: {wide[:3]}"
+
+
+def visible_prose(page) -> str:
+    """The article's text without code, outputs and typeset maths."""
+    return page.evaluate("""() => {
         const article = document.querySelector('article').cloneNode(true);
-        article.querySelectorAll('.math, pre, code, .cell_output').forEach(e => e.remove());
+        article.querySelectorAll('mjx-container, pre, code, .cell_output, script')
+            .forEach(e => e.remove());
         return article.innerText; }""")
-    assert "$$" not in prose, f"{name}: unrendered $$ math in the prose"
 
 
 @pytest.mark.parametrize("chapter_page", CHAPTERS, indirect=True)
 def test_previous_and_next_links_follow_the_toc(chapter_page, built_book):
-    page, name, html = chapter_page
+    page, name, html, _ = chapter_page
     index = CHAPTERS.index(name)
     for selector, neighbour in (("a.left-prev", index - 1), ("a.right-next", index + 1)):
         link = page.locator(f".prev-next-area {selector}")
@@ -129,7 +223,7 @@ def test_previous_and_next_links_follow_the_toc(chapter_page, built_book):
 
 @pytest.mark.parametrize("chapter_page", CHAPTERS, indirect=True)
 def test_citations_link_to_bibliography_entries(chapter_page, built_book):
-    page, name, html = chapter_page
+    page, name, html, _ = chapter_page
     source = chapter_source(built_book, name)
     cited = len(re.findall(r"\{cite(?::\w+)?\}`", source))
     if not cited:
@@ -148,7 +242,7 @@ def test_citations_link_to_bibliography_entries(chapter_page, built_book):
 
 @pytest.mark.parametrize("chapter_page", CHAPTERS, indirect=True)
 def test_internal_links_resolve(chapter_page, built_book):
-    page, name, html = chapter_page
+    page, name, html, _ = chapter_page
     hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.getAttribute('href'))")
     broken = []
     for href in set(hrefs):

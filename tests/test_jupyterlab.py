@@ -1,5 +1,6 @@
 """A reader's path through JupyterLab: open a chapter's ``.md`` as a Jupytext notebook, run all
-cells, move a slider and see the figure change. Screenshots land in ``artifacts/screenshots/``.
+cells, read the prose (MyST rendered by jupyterlab-myst: numbers from ``{eval}``, citations, no raw
+roles), move a slider and see the figure change. Screenshots land in ``artifacts/screenshots/``.
 
 The server works on a temporary copy of ``book/`` with autosave off, so nothing it does can
 rewrite the chapters in the checkout.
@@ -171,8 +172,32 @@ def run_all_cells(page, attempts: int = 3) -> None:
     raise AssertionError(f"Run All Cells started no cell after {attempts} tries")
 
 
+def quoted_numbers(executed_book, chapter: str) -> list[str]:
+    """The values the chapter's prose quotes, as ``lsnotes run-book`` evaluated them."""
+    import nbformat
+
+    from lsnotes import runbook
+
+    notebook = nbformat.read(executed_book[chapter].notebook, as_version=4)
+    return [runbook._shown_text(entry["result"]) for cell in notebook.cells
+            for entry in cell.metadata.get("user_expressions", [])
+            if entry["result"].get("status") == "ok"]
+
+
+def check_prose(page, chapter: str, executed_book) -> None:
+    """After Run All the prose shows numbers and rendered citations, never raw MyST roles."""
+    prose = "\n".join(page.locator(".jp-MarkdownCell .jp-RenderedMarkdown").all_inner_texts())
+    for raw in ("{glue", "{cite", "{eval}"):
+        assert raw not in prose, f"{chapter}: JupyterLab shows raw {raw!r} in the prose"
+    numbers = quoted_numbers(executed_book, chapter)
+    assert numbers, f"{chapter}: the prose quotes no computed number ({{eval}})"
+    missing = [n for n in numbers if n not in prose]
+    assert not missing, (f"{chapter}: numbers the prose quotes (as run-book computed them) are "
+                         f"not shown in JupyterLab: {missing[:5]}")
+
+
 @pytest.mark.parametrize("chapter, slider_label", LAB_CHAPTERS)
-def test_run_all_and_move_slider_redraws_figure(lab, chapter, slider_label):
+def test_run_all_and_move_slider_redraws_figure(lab, chapter, slider_label, executed_book):
     relative = chapter_in_lab(lab, chapter)
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -199,6 +224,7 @@ def test_run_all_and_move_slider_redraws_figure(lab, chapter, slider_label):
         tracebacks = [t for t in (stderr.nth(i).inner_text() for i in range(stderr.count()))
                       if "Traceback" in t or re.search(r"^\w*Error", t, re.M)]
         assert not tracebacks, f"{chapter} raised in JupyterLab:\n" + tracebacks[0][-3000:]
+        check_prose(page, chapter, executed_book)
 
         slider = page.locator(".widget-hslider", has=page.locator(
             ".widget-label", has_text=re.compile(rf"^\s*{re.escape(slider_label)}\s*$"))).first

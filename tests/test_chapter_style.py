@@ -1,0 +1,48 @@
+"""What a reader sees of each chapter's source, checked without running it: results before
+plumbing (visible code cells short, no line wider than the book's code box), numbers in prose as
+``{eval}`` (which JupyterLab and the book both render), tables as ``lsnotes.present.Table``."""
+
+from __future__ import annotations
+
+import re
+
+import jupytext
+import pytest
+
+from conftest import REPO, toc_chapters
+
+#: Lines a visible code cell may have, and characters per line (the book's code box at the
+#: default page width shows about 84 monospace characters).
+MAX_VISIBLE_LINES = 15
+MAX_LINE_CHARS = 79
+HIDDEN_INPUT_TAGS = {"hide-input", "remove-input", "remove-cell", "hide-cell"}
+
+CHAPTERS = [c for c in toc_chapters() if c != "bibliography"]
+
+
+def visible_code_cells(name: str):
+    notebook = jupytext.read(REPO / "book" / f"{name}.md")
+    for index, cell in enumerate(notebook.cells):
+        tags = set(cell.metadata.get("tags", []))
+        if cell.cell_type == "code" and not HIDDEN_INPUT_TAGS & tags and "parameters" not in tags:
+            yield index, cell.source
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_visible_code_cells_are_short_and_fit_the_page(name):
+    long_cells = {i: len(src.splitlines()) for i, src in visible_code_cells(name)
+                  if len(src.splitlines()) > MAX_VISIBLE_LINES}
+    assert not long_cells, (f"{name}: visible code cells longer than {MAX_VISIBLE_LINES} lines "
+                            f"(cell index: lines) {long_cells}; move plumbing into lsnotes or hide it")
+    wide = [line for _, src in visible_code_cells(name) for line in src.splitlines()
+            if len(line) > MAX_LINE_CHARS]
+    assert not wide, f"{name}: visible lines over {MAX_LINE_CHARS} characters: {wide[:3]}"
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_prose_numbers_and_tables_use_forms_both_renderers_show(name):
+    source = (REPO / "book" / f"{name}.md").read_text()
+    assert "{glue" not in source and "myst_nb import glue" not in source, (
+        f"{name}: glue does not render in JupyterLab; quote numbers with {{eval}}")
+    assert not re.search(r"Markdown\(\s*[\"'f]*\|", source) and "Markdown(\"\\n\".join" not in source, (
+        f"{name}: a table built as a Markdown string; use lsnotes.present.Table")
