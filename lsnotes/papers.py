@@ -160,6 +160,11 @@ class PaperTable:
         source = f"Source: {self.location}" + (f' ("{NOT_RUN}": not run)' if not_run else "")
         return "\n".join(lines + ([""] + [self.caption] if caption else []) + ["", source]) + "\n"
 
+    def _repr_markdown_(self) -> str:
+        """As a cell's result: the table, its caption and its source (a real table in JupyterLab
+        and in the book)."""
+        return self.markdown()
+
 
 @lru_cache(maxsize=None)
 def _document(name: str) -> dict[str, Any]:

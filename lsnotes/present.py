@@ -129,6 +129,22 @@ def _looks_numeric(value) -> bool:
         return False
 
 
+def beside(columns: Sequence[str], pairs: Iterable[tuple[str, Sequence, str, Sequence]], *,
+           paper: str = "paper", ours: str = "ours", first_column: str = "model",
+           title: str = "") -> Table:
+    """A paper's rows beside ours: each pair ``(their name, their cells, our name, our cells)``
+    becomes two rows, "their name (paper)" then "our name (ours)", under the same ``columns``.
+
+    Their cells are the paper's numbers as printed (``lsnotes.papers``); ours are whatever the
+    chapter measured (``percent(...)`` reads best). Say the difference of scale in the caption.
+    """
+    rows = []
+    for their_name, their_cells, our_name, our_cells in pairs:
+        rows.append([f"{their_name} ({paper})", *their_cells])
+        rows.append([f"{our_name} ({ours})", *our_cells])
+    return Table([first_column, *columns], rows, title=title)
+
+
 # ----------------------------------------------------------------------------- claims
 
 class ClaimFailed(AssertionError):

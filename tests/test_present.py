@@ -70,6 +70,23 @@ def test_table_refuses_ragged_rows_and_unknown_alignment():
         Table(["a"], [[1]], align={"a": "centre"})
 
 
+def test_beside_interleaves_paper_and_our_rows():
+    from lsnotes.present import beside
+
+    table = beside(["clean", "PGD-20"], [("Madry", ["86.83", "51.24"], "PGD-AT", [percent(0.8), percent(0.59)])],
+                   paper="Fu et al.", ours="quick")
+    assert table.records() == [{"model": "Madry (Fu et al.)", "clean": "86.83", "PGD-20": "51.24"},
+                               {"model": "PGD-AT (quick)", "clean": "80.0 %", "PGD-20": "59.0 %"}]
+    assert table.align["PGD-20"] == "right"
+
+
+def test_a_paper_table_displays_as_a_table_with_its_source():
+    from lsnotes import papers
+
+    shown = papers.table("fu2020", "table4")._repr_markdown_()
+    assert shown.startswith("| Defense | clean |") and "Source: fu2020_full_text.txt" in shown
+
+
 # ----------------------------------------------------------------------------- claims
 
 def test_claims_list_every_statement_and_assert_the_ones_the_prose_uses():
