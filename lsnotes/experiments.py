@@ -349,10 +349,11 @@ def _chapter_list(chapter: str, s: Setting, profile: str, seed: int, device: str
 
 def requests(chapter: str | None = None, profile: str = "quick", seed: int = 0,
              device: str = "auto") -> tuple[Request, ...]:
-    """Every model ``chapter`` asks for (all chapters when None), as :class:`Request` records.
+    """Every model ``chapter`` asks for, as :class:`Request` records; with ``chapter=None`` every
+    request of every chapter (a key asked for by two chapters appears twice).
 
     ``evaluation_checklist`` asks for every model the other chapters train (the union, first
-    request of each cache key kept). The zoo plan is this over all chapters.
+    request of each cache key kept). The zoo plan (:func:`lsnotes.zoo.plan`) is built from this.
     """
     choice("profile", profile, SETTINGS)
     positive_int("seed", seed, minimum=0)
@@ -365,7 +366,7 @@ def requests(chapter: str | None = None, profile: str = "quick", seed: int = 0,
         for paper in CHAPTERS[name]:
             for s in settings(profile, paper):
                 for label, cfg in _chapter_list(name, s, profile, seed, device):
-                    if chapter is None or chapter == "evaluation_checklist":
+                    if chapter == "evaluation_checklist":
                         if cfg.key() in seen:
                             continue
                         seen.add(cfg.key())
