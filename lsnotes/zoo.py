@@ -368,7 +368,8 @@ def train_ray(entries: list[PlanEntry], address: str | None = None, cache_dir=No
 
     ``address``: a running cluster (``"auto"``, ``"host:6379"``, ``"ray://head:10001"``), or None
     to start a local one (``num_cpus`` CPUs; all by default). Each task asks for one GPU when the
-    cluster has GPUs, else ``cpus_per_model`` CPUs (and uses that many threads). Keys another
+    cluster has GPUs, else ``cpus_per_model`` CPUs and uses that many threads (CPU weights depend
+    on the thread count: a sequential run with as many threads gives bit-identical ones). Keys another
     process is training (its lock is held) are waited for, then loaded or trained here.
     """
     from filelock import Timeout
@@ -564,8 +565,10 @@ def add_cli(subparsers) -> None:
                                    "started, else joined (auto, host:6379, ray://head:10001)")
     train_parser.add_argument("--max-retries", type=int, default=3,
                               help="retries of a model whose Ray worker died (default 3)")
-    train_parser.add_argument("--cpus-per-model", type=int, default=1,
-                              help="CPUs (and threads) per Ray task when there is no GPU (default 1)")
+    train_parser.add_argument("--threads", type=int, default=None,
+                              help="CPU threads per model (default: torch's for sequential training, "
+                                   "1 per Ray task, which then asks for that many CPUs). On a CPU "
+                                   "the weights depend on it: equal --threads, bit-identical weights")
     train_parser.add_argument("--limit", type=int, default=None,
                               help="train at most this many missing models (in plan order)")
     train_parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -591,13 +594,16 @@ def _run_train(args) -> int:
     if not entries:
         print("nothing to train: every requested model is in the cache")
         return 0
+    threads = None if args.threads is None else positive_int("--threads", args.threads)
     started = time.perf_counter()
     try:
         if args.ray is None:
+            if threads is not None:
+                torch.set_num_threads(threads)
             keys = train_sequential(entries, args.cache_dir, progress=not args.quiet)
         else:
             keys = train_ray(entries, args.ray, args.cache_dir, progress=not args.quiet,
-                             max_retries=args.max_retries, cpus_per_model=args.cpus_per_model)
+                             max_retries=args.max_retries, cpus_per_model=threads or 1)
     except FileNotFoundError as err:  # a dataset missing offline: the one line that says what to do
         print(f"lsnotes zoo: error: {err}", file=sys.stderr)
         return 2
