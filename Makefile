@@ -2,6 +2,8 @@
 #   make book   install everything, execute every chapter, build the HTML book
 #   make test   install everything, run the unit tests, execute and check every chapter,
 #               build the book and check it in a real browser
+#   make gpu-check  on a CUDA machine: the CUDA tests and the full profile's GPU timings, as
+#               JSON in $OUT (default artifacts/gpu); GPU_CHECK_ARGS=--tiny checks it on a CPU
 # Both are idempotent; `make setup` alone only installs.
 
 PYTHON ?= python3
@@ -9,7 +11,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lsnotes-installed
 
-.PHONY: setup book test clean
+.PHONY: setup book test gpu-check clean
 
 $(STAMP): requirements.txt pyproject.toml scripts/install-system-packages.sh
 	bash scripts/install-system-packages.sh
@@ -26,6 +28,9 @@ book: setup
 
 test: setup
 	$(BIN)/python -m pytest tests
+
+gpu-check: setup
+	$(BIN)/python -m lsnotes.gpucheck $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf _build

@@ -8,6 +8,8 @@ One folder per training configuration (named by :meth:`lsnotes.train.TrainConfig
     <key>/manifest.json    SHA-256 of the two files above; written last, so its presence means
                            the entry is complete
     <key>/progress.pt      the last epoch checkpoint of an unfinished run (+ progress.json)
+    <key>/best.pt          optional: the best-by-held-out-robust-accuracy epoch's weights
+                           (+ best.json, its manifest; written before manifest.json)
     <key>.lock             a file lock: one process trains a key, the others wait and then load
 
 Every file is written to a temporary file in the same folder, fsynced and moved into place with
@@ -36,6 +38,8 @@ WEIGHTS = "weights.pt"
 RECORD = "record.json"
 PROGRESS = "progress.pt"
 PROGRESS_MANIFEST = "progress.json"
+BEST = "best.pt"
+BEST_MANIFEST = "best.json"
 
 
 class CacheCorruption(Exception):
@@ -199,3 +203,80 @@ def load_checkpoint(directory: Path, key: str) -> dict | None:
 def clear_checkpoint(directory: Path) -> None:
     for name in (PROGRESS_MANIFEST, PROGRESS):
         (Path(directory) / name).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------ best epoch
+
+def store_best(directory: Path, key: str, best: dict) -> None:
+    """Store ``{"epoch", "robust_acc", "model"}`` of a run's best epoch beside its entry."""
+    payload = {"key": key, "epoch": int(best["epoch"]), "robust_acc": float(best["robust_acc"]),
+               "model": {k: v.detach().cpu() for k, v in best["model"].items()}}
+    _write_bundle(Path(directory), {BEST: _torch_bytes(payload)}, BEST_MANIFEST)
+
+
+def load_best(directory: Path, key: str) -> dict | None:
+    """The verified best-epoch record of ``key``, or None (a bad one is warned about, deleted)."""
+    directory = Path(directory)
+    try:
+        contents = _read_bundle(directory, BEST_MANIFEST)
+        if contents is None:
+            return None
+        best = _torch_from_bytes(contents[BEST], BEST)
+        if not isinstance(best, dict) or best.get("key") != key or not isinstance(best.get("model"), dict):
+            raise CacheCorruption("the best-epoch file belongs to another configuration")
+        return best
+    except (CacheCorruption, KeyError) as err:
+        _discard(directory, (BEST_MANIFEST, BEST), err)
+        return None
+
+
+# ------------------------------------------------------------------------------ bytes from elsewhere
+# A Ray worker serialises on its own machine and sends bytes plus their SHA-256; the driver checks
+# the digest before anything is written, so what lands in the cache is what the worker produced.
+
+def serialise(obj: Any) -> tuple[bytes, str]:
+    """``torch.save`` bytes of ``obj`` and their SHA-256 (what a remote writer sends)."""
+    data = _torch_bytes(obj)
+    return data, sha256(data)
+
+
+def _checked(data: bytes, digest: str, what: str) -> bytes:
+    if not isinstance(data, bytes) or sha256(data) != digest:
+        raise CacheCorruption(f"{what}: the received bytes fail their SHA-256 check")
+    return data
+
+
+def save_checkpoint_bytes(directory: Path, key: str, data: bytes, digest: str) -> None:
+    """:func:`save_checkpoint` for a checkpoint serialised elsewhere (verified, then written)."""
+    state = _torch_from_bytes(_checked(data, digest, PROGRESS), PROGRESS)
+    if not isinstance(state, dict) or state.get("key") != key:
+        raise CacheCorruption("the checkpoint belongs to another configuration")
+    _write_bundle(Path(directory), {PROGRESS: data}, PROGRESS_MANIFEST)
+
+
+def checkpoint_bytes(directory: Path, key: str) -> tuple[bytes, str] | None:
+    """The verified bytes (and SHA-256) of ``key``'s epoch checkpoint, to send to a worker."""
+    state = load_checkpoint(directory, key)
+    return None if state is None else serialise(state)
+
+
+def store_result_bytes(directory: Path, key: str, config: dict, weights: bytes, weights_digest: str,
+                       history: list, best: bytes | None = None, best_digest: str | None = None) -> None:
+    """:func:`store_result` (and :func:`store_best`) for weights serialised elsewhere.
+
+    Every byte string is checked against its sender's SHA-256 and must load as what it claims to
+    be before the entry is written; then the entry is read back and verified as any reader would.
+    """
+    state = _torch_from_bytes(_checked(weights, weights_digest, WEIGHTS), WEIGHTS)
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CacheCorruption(f"{WEIGHTS} is not a state_dict")
+    directory = Path(directory)
+    if best is not None:
+        record = _torch_from_bytes(_checked(best, best_digest, BEST), BEST)
+        if not isinstance(record, dict) or record.get("key") != key:
+            raise CacheCorruption("the best-epoch file belongs to another configuration")
+        _write_bundle(directory, {BEST: best}, BEST_MANIFEST)
+    record = {"key": key, "config": config, "history": history}
+    _write_bundle(directory, {WEIGHTS: weights, RECORD: json.dumps(record, indent=1).encode()}, MANIFEST)
+    if load_result(directory, key, config) is None:
+        raise CacheCorruption(f"{directory}: the entry just written does not verify")

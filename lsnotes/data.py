@@ -27,6 +27,8 @@ import torch
 from lsnotes.checks import choice, positive_int, resolve_device
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+#: The environment variable naming the data folder (for machines without a network).
+DATA_ENV = "LSNOTES_DATA"
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,39 @@ def default_root() -> Path:
     return Path(base) / "lsnotes"
 
 
-def _fetch_hint(name: str, root: Path) -> str:
+def _sources(name: str, split: str) -> tuple[list[str], str]:
+    """(URLs of the published files, the folder under the data root they go in), as torchvision
+    downloads them."""
+    import torchvision.datasets as tvd
+
+    if name in ("mnist", "fashion-mnist"):
+        cls = tvd.MNIST if name == "mnist" else tvd.FashionMNIST
+        prefix = "train" if split == "train" else "t10k"
+        files = [f for f, _ in cls.resources if f.startswith(prefix)]
+        return [cls.mirrors[0] + f for f in files], f"{cls.__name__}/raw/"
+    if name == "svhn":
+        return [tvd.SVHN.split_list[split][0]], "./"
+    cls = tvd.CIFAR10 if name == "cifar10" else tvd.CIFAR100
+    return [cls.url], "./"
+
+
+def _fetch_hint(name: str, root: Path, split: str = "train") -> str:
+    """One line: what to download, where to put it, or how to let lsnotes fetch it."""
+    try:
+        urls, folder = _sources(name, split)
+        manual = f"download {' and '.join(urls)} into {root / folder}"
+        if urls[0].endswith(".tar.gz"):
+            manual += " and unpack it there"
+    except Exception:  # noqa: BLE001 - torchvision missing or renamed: the other hints still hold
+        manual = f"put the published files under {root}"
     python_call = (f"python -c \"import lsnotes.data as d; d.load_dataset({name!r}, "
                    f"root={str(root)!r}, download=True)\"")
+    debian = ""
     if name == "fashion-mnist":
-        return ("install the Debian package (`sudo apt-get install dataset-fashion-mnist`, files in "
-                f"{DEBIAN_FASHION_MNIST}) or fetch it with: {python_call}")
-    return f"fetch it with: {python_call}"
+        debian = (f"install the Debian package (`sudo apt-get install dataset-fashion-mnist`, files "
+                  f"in {DEBIAN_FASHION_MNIST}), or ")
+    return (f"{debian}{manual} (or point ${DATA_ENV} at a folder holding them), or fetch it "
+            f"with: {python_call}")
 
 
 # ---------------------------------------------------------------- on-disk formats
@@ -187,11 +215,87 @@ def _read_uint8(name: str, split: str, root: str, download: bool) -> tuple[np.nd
         arrays = read()
     if arrays is None:
         raise FileNotFoundError(f"dataset {name!r} ({split}) is not under {root_path}; "
-                                + _fetch_hint(name, root_path))
+                                + _fetch_hint(name, root_path, split))
     images, labels = arrays
     if len(images) != len(labels):
         raise ValueError(f"dataset {name!r} ({split}) has {len(images)} images but {len(labels)} labels")
     return images, labels
+
+
+def ensure_dataset(name: str, root: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """Make sure both splits of ``name`` are readable under ``root``; returns the root.
+
+    Missing files are fetched through torchvision when ``download`` (a reader's machine); when
+    that fails (no network) or ``download=False``, raises ``FileNotFoundError`` with one line
+    saying what to download and where to put it.
+    """
+    choice("name", name, DATASETS)
+    root_path = Path(_root_of(root))
+    for split in SPLITS:
+        try:
+            _read_uint8(name, split, str(root_path), False)
+            continue
+        except FileNotFoundError:
+            if not download:
+                raise
+        try:
+            _read_uint8(name, split, str(root_path), True)
+        except FileNotFoundError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a failed download: say what to do, in one line
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise FileNotFoundError(f"dataset {name!r} ({split}) is not under {root_path} and could "
+                                    f"not be downloaded ({reason}); "
+                                    + _fetch_hint(name, root_path, split)) from None
+    return root_path
+
+
+def write_synthetic(name: str, root: str | os.PathLike, n_train: int, n_test: int,
+                    seed: int = 0) -> Path:
+    """Write random images of ``name``'s shape and class count in its published on-disk format
+    (IDX, CIFAR pickle batches, SVHN ``.mat``) under ``root``; for tests and the GPU check.
+
+    Labels cycle through every class, so class-balanced subsets exist. Returns ``root``.
+    """
+    import pickle
+
+    choice("name", name, DATASETS)
+    info = DATASETS[name]
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for split, n in (("train", positive_int("n_train", n_train)), ("test", positive_int("n_test", n_test))):
+        images = rng.integers(0, 256, size=(n, *info.shape), dtype=np.uint8)
+        labels = (np.arange(n) + rng.integers(info.num_classes)) % info.num_classes
+        if name in ("mnist", "fashion-mnist"):
+            folder = root / ("FashionMNIST" if name == "fashion-mnist" else "MNIST") / "raw"
+            folder.mkdir(parents=True, exist_ok=True)
+            prefix = "train" if split == "train" else "t10k"
+            for suffix, array in (("images-idx3-ubyte", images[:, 0]), ("labels-idx1-ubyte", labels)):
+                header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+                    int(d).to_bytes(4, "big") for d in array.shape)
+                (folder / f"{prefix}-{suffix}").write_bytes(header + array.astype(np.uint8).tobytes())
+        elif name == "svhn":
+            import scipy.io
+
+            root.mkdir(parents=True, exist_ok=True)
+            digits = np.where(labels == 0, 10, labels)  # SVHN stores the digit 0 as class 10
+            scipy.io.savemat(root / f"{split}_32x32.mat", {"X": np.transpose(images, (2, 3, 1, 0)),
+                                                           "y": digits.reshape(-1, 1)})
+        else:
+            folder = root / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
+            folder.mkdir(parents=True, exist_ok=True)
+            label_key = "labels" if name == "cifar10" else "fine_labels"
+            if name == "cifar100":
+                parts = {split: np.arange(n)}
+            elif split == "train":
+                parts = {f"data_batch_{i + 1}": chunk for i, chunk in enumerate(np.array_split(np.arange(n), 5))}
+            else:
+                parts = {"test_batch": np.arange(n)}
+            for file, index in parts.items():
+                batch = {"data": images[index].reshape(len(index), -1), label_key: labels[index].tolist()}
+                (folder / file).write_bytes(pickle.dumps(batch, protocol=2))
+    _read_uint8.cache_clear()
+    return root
 
 
 def _root_of(root) -> str:

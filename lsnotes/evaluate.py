@@ -25,9 +25,17 @@ from lsnotes.checks import choice, number_in, positive_int
 DEFAULT_ATTACKS = ("fgsm", "pgd20", "pgd_cw", "odi", "apgd_ce")
 
 
-def _generator_for(name: str, seed: int) -> torch.Generator:
-    """One generator per attack, so adding or reordering attacks does not change the others."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+def _generator_for(name: str, seed: int, start: int = 0) -> torch.Generator:
+    """The generator of the batch that begins at example ``start``, for attack ``name``.
+
+    One per (seed, attack, batch start): adding or reordering attacks does not change the others,
+    and any run of whole batches (a shard, :func:`lsnotes.zoo.sharded_report`) draws exactly what
+    the same batches draw inside one unsharded run.
+    """
+    base = seed * 1_000_003 + zlib.crc32(name.encode())
+    if start:
+        base = (base + start * 0x9E3779B97F4A7C15) % 2**63  # a golden-ratio stride: no collisions
+    return torch.Generator().manual_seed(base)
 
 
 def _correct(model, x, y, batch_size: int) -> torch.Tensor:
@@ -35,14 +43,21 @@ def _correct(model, x, y, batch_size: int) -> torch.Tensor:
         return torch.cat([model(xb).argmax(1) for xb in x.split(batch_size)]) == y
 
 
-def _attack_batched(name, model, x, y, eps, *, seed, batch_size, overrides, progress):
-    """Run a registered attack batch by batch; returns the adversarial examples."""
-    generator = _generator_for(name, seed)
+def _attack_batched(name, model, x, y, eps, *, seed, batch_size, overrides, progress,
+                    first_index: int = 0):
+    """Run a registered attack batch by batch; returns the adversarial examples.
+
+    ``x[0]`` is example ``first_index`` of the full evaluation set (a multiple of ``batch_size``
+    for a shard), so each batch keeps the boundaries and the generator it has in an unsharded run.
+    """
+    if first_index % batch_size:
+        raise ValueError(f"first_index must be a multiple of batch_size {batch_size}; got {first_index}")
     pieces = []
     for start in tqdm(range(0, len(x), batch_size), desc=name, disable=not progress,
-                                 leave=False):
+                      leave=False):
         sl = slice(start, start + batch_size)
-        pieces.append(attack_lib.run_attack(name, model, x[sl], y[sl], eps, generator=generator,
+        pieces.append(attack_lib.run_attack(name, model, x[sl], y[sl], eps,
+                                            generator=_generator_for(name, seed, first_index + start),
                                             **overrides))
     return torch.cat(pieces)
 

@@ -1,13 +1,44 @@
-"""The book's model zoo: the settings every experiment chapter shares, per profile.
+"""The book's model zoo: every model a chapter trains, declared once per profile and paper.
 
-Chapters ask for models through :func:`config` / :func:`trained`, so the same request made in two
-chapters hits the same cache entry and nothing is trained twice. ``quick`` is sized for a 2-core
-CPU (the whole book in minutes); ``full`` follows the papers on a GPU.
+Profiles
+--------
+``quick`` is one CPU-sized setting that every chapter shares (Fashion-MNIST subset, a four-conv
+CNN; the whole book in minutes). ``full`` is each paper's own setting, on a GPU:
+
+- Goibert & Dohmatob (2019) -- ``training_with_ls``, ``classic_attacks``: their five set-ups
+  (MNIST Linear, MNIST LeNet, CIFAR-10 LeNet, CIFAR-10 ResNet-18, SVHN LeNet), ALS/SLS/BLS/SBLS
+  at three α each, the normal classifier and FGSM adversarial training as they define it.
+- Fu et al. (2020) -- ``gradient_masking``: CIFAR-10, WRN-34-10, ε = 8/255, Szegedy LS over
+  their α sweep (0.1 … 0.9; "the LS model" is α = 0.9), PGD-AT (Madry) and TRADES baselines.
+- Yu et al. (2024) -- ``soft_labels_at``: CIFAR-10 ResNet-18, 200 epochs, PGD-10 at 8/255 with
+  step 2/255, AT vs AT+SGLR and TRADES vs TRADES+SGLR, best and last checkpoints.
+
+Where a paper is silent (epochs, optimiser, the α and ε values Goibert et al.'s rendering lost),
+the :class:`Setting` says what we chose in its ``notes``.
+
+API the chapters call
+---------------------
+- :func:`settings(profile, paper) <settings>` -> the :class:`Setting` tuple of a paper (quick: the
+  one shared CPU setting);
+- :func:`chapter_models(chapter, profile, seed, device) <chapter_models>` -> ``{setting name:
+  {label: TrainConfig}}``: exactly the models the chapter uses (quick: the configurations, and so
+  the cache keys, the chapters asked for before this API existed);
+- :func:`chapter_trained(...) <chapter_trained>` -> the same nesting with
+  :class:`~lsnotes.train.TrainResult` values (cache first, trained otherwise);
+- :func:`attack_settings(profile, paper) <attack_settings>` -> ``{attack: overrides for
+  lsnotes.attacks.run_attack}``, and :func:`attack_setting_notes` naming every difference
+  between a profile and the paper's attack settings;
+- :func:`config` / :func:`trained` for a single model (unchanged), :func:`eval_examples`,
+  :func:`save_results` / :func:`load_results`.
+
+The zoo plan (``lsnotes zoo plan``, :mod:`lsnotes.zoo`) is :func:`requests` over every chapter:
+the same declaration, so what ``lsnotes zoo train`` fills is what the chapters then only load.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 
@@ -16,9 +47,17 @@ from lsnotes.data import load_subset
 from lsnotes.train import TrainConfig, TrainResult, train_or_load
 
 
+LS_METHODS = ("szegedy", "sls", "als", "bls", "sbls")
+
+
 @dataclass(frozen=True)
 class Setting:
-    """What a profile trains and attacks: one dataset/model pair and its budgets."""
+    """What one set-up trains and attacks: one dataset/model pair, its budgets and its grids.
+
+    ``adversarial_overrides`` maps an adversarial mode to :class:`TrainConfig` fields that mode
+    trains with instead of the natural ones (e.g. Madry's weight decay); ``notes`` says where the
+    setting departs from, or fills a silence of, its paper.
+    """
 
     dataset: str
     model: str
@@ -36,28 +75,121 @@ class Setting:
     eval_size: int                # test examples every attack is scored on
     at_steps: int                 # inner PGD steps for adversarial training
     at_epochs: int
-    paper: str                    # where the full-profile setting comes from
+    paper: str                    # where the setting comes from
+    name: str = "quick"           # unique among all settings; labels the cache plan
+    title: str = "Fashion-MNIST, four-conv CNN"
+    at_step_size: float | None = None   # None: the trainer's 2.5·ε / steps
+    methods: tuple[str, ...] = LS_METHODS    # the LS variants trained on ``alpha_grid``
+    ls_alpha: float = 0.9                    # "the LS model" of the gradient-masking chapter
+    bls_temperatures: tuple[float, ...] = (0.1, 10.0)  # extra BLS temperatures at the middle α
+    keep_best: bool = False       # keep the best-by-held-out-robust-accuracy weights as well
+    adversarial_overrides: dict = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def mid_alpha(self) -> float:
+        return self.alpha_grid[len(self.alpha_grid) // 2]
 
 
-SETTINGS: dict[str, Setting] = {
-    # Fashion-MNIST and a four-conv CNN (Carlini & Wagner's MNIST network): the smallest setting where LS visibly changes
-    # FGSM/PGD accuracy on CPU (see the training chapter for what was measured).
-    # ε = 0.1 is the usual Fashion-MNIST budget; at 0.03 plain CE already kept ~2/3 of its accuracy
-    # under PGD-20 in this setting, leaving nothing for LS to change.
-    "quick": Setting(dataset="fashion-mnist", model="cnn4", epochs=4, train_size=4000,
-                     test_size=500, batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0,
-                     schedule="onecycle", eps=0.1, eps_grid=(0.0, 0.025, 0.05, 0.1, 0.15, 0.2),
-                     alpha_grid=(0.1, 0.5, 0.9), eval_size=500, at_steps=3, at_epochs=4,
-                     paper="CPU-sized stand-in"),
-    # Fu et al.: CIFAR-10, ResNet-18, ε = 8/255, α up to 0.9, PGD-AT with 10 steps.
-    "full": Setting(dataset="cifar10", model="resnet18", epochs=60, train_size=None,
-                    test_size=None, batch_size=128, optimizer="sgd", lr=0.1, weight_decay=5e-4,
-                    schedule="piecewise", eps=8 / 255,
-                    eps_grid=(0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255, 32 / 255),
-                    alpha_grid=(0.1, 0.3, 0.5, 0.7, 0.9), eval_size=1000, at_steps=10,
-                    at_epochs=100, paper="Fu et al. (2020), CIFAR-10 ResNet-18"),
+QUICK = Setting(
+    # Fashion-MNIST and a four-conv CNN (Carlini & Wagner's MNIST network): the smallest setting
+    # where LS visibly changes FGSM/PGD accuracy on CPU (see the training chapter for what was
+    # measured). ε = 0.1 is the usual Fashion-MNIST budget; at 0.03 plain CE already kept ~2/3 of
+    # its accuracy under PGD-20 in this setting, leaving nothing for LS to change.
+    dataset="fashion-mnist", model="cnn4", epochs=4, train_size=4000, test_size=500,
+    batch_size=128, optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="onecycle", eps=0.1,
+    eps_grid=(0.0, 0.025, 0.05, 0.1, 0.15, 0.2), alpha_grid=(0.1, 0.5, 0.9), eval_size=500,
+    at_steps=3, at_epochs=4, paper="CPU-sized stand-in",
+    notes=("one CPU-sized setting shared by every chapter, not any paper's",))
+
+_GOIBERT_SILENT = ("Goibert & Dohmatob give no epochs, optimiser or schedule, and the rendering "
+                   "of their paper lost its α and ε values: the α grid (three values per method, "
+                   "as in their tables), ε, epochs and optimiser here are ours")
+_GOIBERT_COMMON = dict(
+    batch_size=128, alpha_grid=(0.1, 0.5, 0.9), eval_size=1000, at_steps=1,
+    methods=("sls", "als", "bls", "sbls"),
+    paper="Goibert & Dohmatob (2019)")
+_MNIST = dict(dataset="mnist", train_size=None, test_size=1000, optimizer="adam", lr=1e-3,
+              weight_decay=0.0, schedule="onecycle", eps=0.1,
+              eps_grid=(0.0, 0.05, 0.1, 0.2, 0.3))
+_COLOUR = dict(train_size=None, test_size=1000, eps=8 / 255,
+               eps_grid=(0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255, 32 / 255))
+_SMALL_NET = dict(optimizer="adam", lr=1e-3, weight_decay=0.0, schedule="onecycle")
+_SGD = dict(optimizer="sgd", lr=0.1, weight_decay=5e-4, schedule="piecewise")
+
+GOIBERT = (
+    Setting(name="goibert-mnist-linear", title="MNIST, linear", model="linear", epochs=20,
+            at_epochs=20, **_MNIST, **_GOIBERT_COMMON,
+            notes=(_GOIBERT_SILENT, "20 epochs of Adam (lr 1e-3, one-cycle); ε = 0.1")),
+    Setting(name="goibert-mnist-lenet", title="MNIST, LeNet", model="lenet", epochs=20,
+            at_epochs=20, **_MNIST, **_GOIBERT_COMMON,
+            notes=(_GOIBERT_SILENT, "20 epochs of Adam (lr 1e-3, one-cycle); ε = 0.1")),
+    Setting(name="goibert-cifar10-lenet", title="CIFAR-10, LeNet", dataset="cifar10",
+            model="lenet", epochs=50, at_epochs=50, **_COLOUR, **_SMALL_NET, **_GOIBERT_COMMON,
+            notes=(_GOIBERT_SILENT, "50 epochs of Adam (lr 1e-3, one-cycle), crop+flip; "
+                   "ε = 8/255")),
+    Setting(name="goibert-cifar10-resnet18", title="CIFAR-10, ResNet-18", dataset="cifar10",
+            model="resnet18", epochs=100, at_epochs=100, **_COLOUR, **_SGD, **_GOIBERT_COMMON,
+            notes=(_GOIBERT_SILENT, "100 epochs of SGD (lr 0.1, momentum 0.9, weight decay "
+                   "5e-4, ÷10 at 50 % and 75 %), crop+flip; ε = 8/255")),
+    Setting(name="goibert-svhn-lenet", title="SVHN, LeNet", dataset="svhn", model="lenet",
+            epochs=30, at_epochs=30, **_COLOUR, **_SMALL_NET, **_GOIBERT_COMMON,
+            notes=(_GOIBERT_SILENT, "30 epochs of Adam (lr 1e-3, one-cycle), crop (no flip: "
+                   "digits); ε = 8/255")),
+)
+
+FU = Setting(
+    name="fu-cifar10-wrn34-10", title="CIFAR-10, WideResNet-34-10", dataset="cifar10",
+    model="wrn34_10", epochs=100, train_size=None, test_size=1000, batch_size=128, **_SGD,
+    eps=8 / 255, eps_grid=(0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255, 32 / 255),
+    alpha_grid=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9), eval_size=1000,
+    at_steps=10, at_epochs=205, at_step_size=2 / 255, methods=("szegedy",), ls_alpha=0.9,
+    bls_temperatures=(), paper="Fu et al. (2020), §3.1",
+    adversarial_overrides={
+        # Madry et al.'s CIFAR-10 configuration: 80k steps of batch 128 (≈ 205 epochs), lr 0.1
+        # ÷10 at 40k and 60k steps (= our piecewise schedule), weight decay 2e-4, PGD-10 step 2/255.
+        "pgd": dict(weight_decay=2e-4),
+        # Zhang et al.'s TRADES script: 80 epochs, weight decay 2e-4, 10 steps of 0.007, β = 6.
+        "trades": dict(epochs=80, weight_decay=2e-4, attack_step_size=0.007, trades_beta=6.0),
+    },
+    notes=("Fu et al. train their LS models without saying how: 100 epochs of SGD (lr 0.1, "
+           "momentum 0.9, weight decay 5e-4, ÷10 at 50 % and 75 %) is ours",
+           "PGD-AT follows Madry et al.'s CIFAR-10 configuration (≈ 205 epochs, PGD-10 of "
+           "step 2/255, weight decay 2e-4, lr ÷10 at 50 % and 75 %)",
+           "TRADES follows Zhang et al.'s script (80 epochs, 10 steps of 0.007, β = 6, weight "
+           "decay 2e-4) at ε = 8/255 (theirs: 0.031), except its schedule: ours drops the lr ÷10 "
+           "at 50 % and 75 %, theirs once at epoch 75",
+           "the held-out monitor scores 1000 test images with PGD-10 after every epoch"))
+
+YU = Setting(
+    name="yu-cifar10-resnet18", title="CIFAR-10, ResNet-18", dataset="cifar10",
+    model="resnet18", epochs=200, train_size=None, test_size=1000, batch_size=128, **_SGD,
+    eps=8 / 255, eps_grid=(0.0, 2 / 255, 4 / 255, 8 / 255, 12 / 255, 16 / 255),
+    alpha_grid=(0.9,), eval_size=1000, at_steps=10, at_epochs=200, at_step_size=2 / 255,
+    methods=(), bls_temperatures=(), keep_best=True,
+    paper="Yu et al. (2024), the authors' code (devicerxx/SGLS)",
+    notes=("200 epochs of SGD (lr 0.1, momentum 0.9, weight decay 5e-4, ÷10 at epochs 100 and "
+           "150), batch 128, PGD-10 at 8/255 with step 2/255, refinement from epoch 91 (their "
+           "es = 90), momentum 0.9, as in the authors' scripts",
+           "TRADES uses β = 6 and the same PGD steps; TRADES+SGLR is our reading of their "
+           "method (the released code has no TRADES+SGLR source): the refined soft label "
+           "replaces the one-hot label in TRADES's clean term",
+           "best checkpoint: the epoch with the highest held-out PGD-10 accuracy on 1000 test "
+           "images (the authors select on their whole test set)"))
+
+#: A profile's default setting: what :func:`setting` returns when no name is given.
+SETTINGS: dict[str, Setting] = {"quick": QUICK, "full": FU}
+
+PAPERS: dict[str, tuple[Setting, ...]] = {"goibert": GOIBERT, "fu": (FU,), "yu": (YU,)}
+PAPER_TITLES = {"goibert": "Goibert & Dohmatob (2019)", "fu": "Fu et al. (2020)",
+                "yu": "Yu et al. (2024)"}
+
+#: The experiment chapters and the paper each one follows in the full profile.
+CHAPTERS: dict[str, tuple[str, ...]] = {
+    "training_with_ls": ("goibert",), "classic_attacks": ("goibert",),
+    "gradient_masking": ("fu",), "soft_labels_at": ("yu",),
+    "evaluation_checklist": ("goibert", "fu", "yu"),
 }
-
 
 #: Yu et al.'s code trains plain PGD-AT for its first ``es`` = 90 of 200 epochs (refinement starts
 #: just before the first learning-rate drop); every profile starts SGLR at the same fraction.
@@ -69,32 +201,63 @@ def sglr_start_epoch(epochs: int) -> int:
     return round(SGLR_START_FRACTION * positive_int("epochs", epochs)) + 1
 
 
-def setting(profile: str) -> Setting:
-    return SETTINGS[choice("profile", profile, SETTINGS)]
+def settings(profile: str = "quick", paper: str | None = None) -> tuple[Setting, ...]:
+    """The set-ups of ``paper`` in ``profile`` (quick: the one shared CPU setting, whatever the
+    paper); with ``paper=None``, every set-up of the profile, papers in order."""
+    choice("profile", profile, SETTINGS)
+    if paper is not None:
+        choice("paper", paper, PAPERS)
+    if profile == "quick":
+        return (QUICK,)
+    papers = PAPERS if paper is None else {paper: PAPERS[paper]}
+    return tuple(s for group in papers.values() for s in group)
+
+
+def setting(profile: str = "quick", name: str | None = None) -> Setting:
+    """The setting called ``name`` in ``profile`` (default: the profile's default setting)."""
+    choice("profile", profile, SETTINGS)
+    if name is None:
+        return SETTINGS[profile]
+    if isinstance(name, Setting):
+        return name
+    by_name = {s.name: s for s in settings(profile)}
+    return by_name[choice("setting", name, by_name)]
 
 
 def config(profile: str = "quick", method: str = "ce", alpha: float = 0.0, *,
            temperature: float = 1.0, adversarial: str = "none", seed: int = 0,
-           device: str = "auto", **overrides) -> TrainConfig:
+           device: str = "auto", setting: str | Setting | None = None,
+           **overrides) -> TrainConfig:
     """The :class:`TrainConfig` of the zoo's model trained with ``method``/``alpha``/``adversarial``.
 
-    Adversarial training uses the profile's ε, ``at_steps`` inner steps and ``at_epochs`` epochs.
+    ``setting`` names one of the profile's settings (default: the profile's default). Adversarial
+    training uses the setting's ε, ``at_steps`` inner steps (of ``at_step_size``), ``at_epochs``
+    epochs and its ``adversarial_overrides`` for that mode; ``overrides`` change any field last.
     """
-    s = setting(profile)
-    adversarial_kw = {}
+    s = _lookup(profile, setting)
+    adversarial_kw: dict[str, Any] = {}
     epochs = s.epochs
     if adversarial != "none":
         adversarial_kw = dict(eps=s.eps, attack_steps=s.at_steps)
+        if s.at_step_size is not None:
+            adversarial_kw["attack_step_size"] = s.at_step_size
         epochs = s.at_epochs
-        if adversarial == "sglr":
+        adversarial_kw.update(s.adversarial_overrides.get(adversarial, {}))
+        epochs = adversarial_kw.pop("epochs", epochs)
+        if adversarial in ("sglr", "trades_sglr"):
             adversarial_kw["sglr_start_epoch"] = sglr_start_epoch(epochs)
     fields = dict(dataset=s.dataset, model=s.model, method=method, alpha=alpha,
                   temperature=temperature, adversarial=adversarial, epochs=epochs,
                   batch_size=s.batch_size, optimizer=s.optimizer, lr=s.lr,
                   weight_decay=s.weight_decay, schedule=s.schedule, train_size=s.train_size,
-                  test_size=s.test_size, seed=seed, device=device, **adversarial_kw)
+                  test_size=s.test_size, seed=seed, device=device)
+    fields.update(adversarial_kw)
     fields.update(overrides)
     return TrainConfig(**fields)
+
+
+def _lookup(profile: str, name) -> Setting:
+    return setting(profile, name)
 
 
 def trained(profile: str = "quick", method: str = "ce", alpha: float = 0.0, *,
@@ -102,25 +265,210 @@ def trained(profile: str = "quick", method: str = "ce", alpha: float = 0.0, *,
     """The zoo's model for these settings, from the cache or trained now (then cached).
 
     Adversarially trained models always record held-out robust accuracy after every epoch, so any
-    chapter can show their robust-overfitting curve without training them again.
+    chapter can show their robust-overfitting curve without training them again (and, where the
+    setting says ``keep_best``, keep the best epoch's weights: :func:`best_checkpoint`).
     """
     cfg = config(profile, method, alpha, **kwargs)
-    return train_or_load(cfg, progress=progress, eval_robust=cfg.adversarial != "none")
+    keep_best = _lookup(profile, kwargs.get("setting")).keep_best and cfg.adversarial != "none"
+    return train_or_load(cfg, progress=progress, eval_robust=cfg.adversarial != "none",
+                         keep_best=keep_best)
+
+
+def best_checkpoint(config: TrainConfig, device: str | None = None) -> TrainResult | None:
+    """The best-by-held-out-robust-accuracy weights kept beside a cached model, or None.
+
+    ``history`` is the full run's; ``best_epoch`` (1-based) says which epoch the weights are from.
+    """
+    from lsnotes.train import load_best
+
+    return load_best(config if device is None else replace(config, device=device))
+
+
+# ------------------------------------------------------------------------------ chapter requests
+
+@dataclass(frozen=True)
+class Request:
+    """One model a chapter asks for: its label there, its setting, and how it is trained."""
+
+    chapter: str
+    setting: Setting
+    label: str
+    config: TrainConfig
+
+    @property
+    def eval_robust(self) -> bool:
+        return self.config.adversarial != "none"
+
+    @property
+    def keep_best(self) -> bool:
+        return self.setting.keep_best and self.eval_robust
+
+
+AT_LABELS = {"fgsm": "FGSM-AT", "fgsm_rs": "FGSM-RS-AT", "pgd": "PGD-AT", "trades": "TRADES",
+             "sglr": "SGLR", "trades_sglr": "TRADES+SGLR"}
+
+
+def ls_label(method: str, alpha: float, temperature: float | None = None) -> str:
+    """``"CE"``, ``"ALS α=0.1"``, ``"BLS α=0.5 T=10"``: the labels the chapters print."""
+    if method == "ce":
+        return "CE"
+    label = f"{method.upper()} α={alpha:g}"
+    return label if temperature is None else f"{label} T={temperature:g}"
+
+
+def _ls_zoo(s: Setting, profile, seed, device, temperatures: bool) -> list[tuple[str, TrainConfig]]:
+    make = lambda *args, **kw: config(profile, *args, seed=seed, device=device,  # noqa: E731
+                                      setting=s, **kw)
+    models = [("CE", make("ce", 0.0))]
+    models += [(ls_label(m, a), make(m, a)) for m in s.methods for a in s.alpha_grid]
+    if temperatures and "bls" in s.methods:
+        models += [(ls_label("bls", s.mid_alpha, t), make("bls", s.mid_alpha, temperature=t))
+                   for t in s.bls_temperatures]
+    return models
+
+
+def _chapter_list(chapter: str, s: Setting, profile: str, seed: int, device: str):
+    make = lambda *args, **kw: config(profile, *args, seed=seed, device=device,  # noqa: E731
+                                      setting=s, **kw)
+    if chapter == "training_with_ls":
+        return _ls_zoo(s, profile, seed, device, temperatures=True)
+    if chapter == "classic_attacks":
+        return _ls_zoo(s, profile, seed, device, temperatures=False) + [
+            ("FGSM-AT", make("ce", 0.0, adversarial="fgsm"))]
+    if chapter == "gradient_masking":
+        models = [("CE", make("ce", 0.0)), (f"LS α={s.ls_alpha:g}", make("szegedy", s.ls_alpha)),
+                  ("PGD-AT", make("ce", 0.0, adversarial="pgd")),
+                  ("TRADES", make("ce", 0.0, adversarial="trades"))]
+        return models + [(f"LS α={a:g}", make("szegedy", a)) for a in s.alpha_grid
+                         if a != s.ls_alpha]
+    if chapter == "soft_labels_at":
+        modes = ("pgd", "sglr") if profile == "quick" else ("pgd", "sglr", "trades", "trades_sglr")
+        return [(AT_LABELS[m], make("ce", 0.0, adversarial=m)) for m in modes]
+    raise AssertionError(chapter)
+
+
+def requests(chapter: str | None = None, profile: str = "quick", seed: int = 0,
+             device: str = "auto") -> tuple[Request, ...]:
+    """Every model ``chapter`` asks for, as :class:`Request` records; with ``chapter=None`` every
+    request of every chapter (a key asked for by two chapters appears twice).
+
+    ``evaluation_checklist`` asks for every model the other chapters train (the union, first
+    request of each cache key kept). The zoo plan (:func:`lsnotes.zoo.plan`) is built from this.
+    """
+    choice("profile", profile, SETTINGS)
+    positive_int("seed", seed, minimum=0)
+    chapters = tuple(c for c in CHAPTERS if c != "evaluation_checklist")
+    if chapter is not None and choice("chapter", chapter, CHAPTERS) != "evaluation_checklist":
+        chapters = (chapter,)
+    found: list[Request] = []
+    seen: set[str] = set()
+    for name in chapters:
+        for paper in CHAPTERS[name]:
+            for s in settings(profile, paper):
+                for label, cfg in _chapter_list(name, s, profile, seed, device):
+                    if chapter == "evaluation_checklist":
+                        if cfg.key() in seen:
+                            continue
+                        seen.add(cfg.key())
+                    found.append(Request(name, s, label, cfg))
+    return tuple(found)
+
+
+def chapter_models(chapter: str, profile: str = "quick", seed: int = 0,
+                   device: str = "auto") -> dict[str, dict[str, TrainConfig]]:
+    """``{setting name: {label: TrainConfig}}``: every model ``chapter`` uses, in reading order.
+
+    Quick: one setting (``"quick"``) holding exactly the configurations the chapters asked the zoo
+    for before this function existed (the same cache keys). Full: one entry per set-up of the
+    chapter's paper (:data:`CHAPTERS`).
+    """
+    nested: dict[str, dict[str, TrainConfig]] = {}
+    for r in requests(chapter, profile, seed, device):
+        nested.setdefault(r.setting.name, {})[r.label] = r.config
+    return nested
+
+
+def chapter_trained(chapter: str, profile: str = "quick", seed: int = 0, device: str = "auto",
+                    progress: bool = False) -> dict[str, dict[str, TrainResult]]:
+    """:func:`chapter_models` with each model from the cache (or trained now, then cached),
+    with the per-epoch robust accuracy and best checkpoint the zoo records."""
+    nested: dict[str, dict[str, TrainResult]] = {}
+    for r in requests(chapter, profile, seed, device):
+        nested.setdefault(r.setting.name, {})[r.label] = train_or_load(
+            r.config, progress=progress, eval_robust=r.eval_robust, keep_best=r.keep_best)
+    return nested
+
+
+# ------------------------------------------------------------------------------ attack settings
+
+#: Fu et al.'s Table 3, as overrides of lsnotes.attacks.ATTACKS (AutoAttack: standard version).
+FU_TABLE3 = {
+    "fgsm": {},                                  # one step of 2ε from x
+    "pgd10": dict(steps=10), "pgd20": dict(steps=20), "pgd40": dict(steps=40),  # step 2ε/k
+    "pgd_cw": dict(steps=20),                    # margin loss
+    "multitargeted": dict(steps=20, restarts=18),
+    "odi": dict(steps=20, restarts=20),
+    "autoattack": dict(version="standard"),
+}
+
+#: The quick profile's cheaper settings, each named in :data:`QUICK_ATTACK_NOTES`.
+QUICK_ATTACKS = {
+    "fgsm": {}, "pgd10": dict(steps=10), "pgd20": dict(steps=20), "pgd40": dict(steps=40),
+    "pgd_cw": dict(steps=20),
+    "multitargeted": dict(steps=20, restarts=3),
+    "odi": dict(steps=20, restarts=5),
+    "autoattack": dict(version="custom", attacks_to_run=("apgd-ce", "apgd-dlr")),
+}
+QUICK_ATTACK_NOTES = {
+    "multitargeted": "3 restarts (Fu et al.: 18)",
+    "odi": "5 restarts (Fu et al.: 20)",
+    "autoattack": "APGD-CE and APGD-DLR only (Fu et al.: AutoAttack standard)",
+}
+
+#: Yu et al. report PGD (PGD-20 in this book) and AutoAttack standard.
+YU_ATTACKS = {"pgd20": dict(steps=20), "autoattack": dict(version="standard")}
+
+
+def attack_settings(profile: str = "quick", paper: str = "fu") -> dict[str, dict]:
+    """``{attack name: overrides for lsnotes.attacks.run_attack}`` the chapter of ``paper`` uses.
+
+    Full: the paper's settings exactly (Fu: Table 3; Yu: PGD-20 and standard AutoAttack; Goibert:
+    the registered FGSM and BIM). Quick: the cheaper settings the chapters run on a CPU, with
+    every difference named by :func:`attack_setting_notes`.
+    """
+    choice("profile", profile, SETTINGS)
+    choice("paper", paper, PAPERS)
+    if paper == "goibert":
+        return {"fgsm": {}, "bim": dict(steps=10)}
+    full = FU_TABLE3 if paper == "fu" else YU_ATTACKS
+    if profile == "full":
+        return {k: dict(v) for k, v in full.items()}
+    return {k: dict(QUICK_ATTACKS[k]) for k in full}
+
+
+def attack_setting_notes(profile: str = "quick", paper: str = "fu") -> dict[str, str]:
+    """``{attack: how this profile's setting differs from the paper's}`` (empty in full)."""
+    names = attack_settings(profile, paper)
+    if profile == "full":
+        return {}
+    return {k: v for k, v in QUICK_ATTACK_NOTES.items() if k in names}
 
 
 def eval_examples(profile: str = "quick", seed: int = 0, device: str = "auto",
-                  n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The fixed test examples every attack in the book is scored on (class-balanced)."""
-    s = setting(profile)
+                  n: int | None = None, setting: str | Setting | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fixed test examples every attack in the book is scored on (class-balanced), of the
+    named ``setting`` (default: the profile's default setting)."""
+    s = _lookup(profile, setting)
     n = s.eval_size if n is None else positive_int("n", n)
     x, y = load_subset(s.dataset, "test", n, seed)
     target = chapter_params(profile, seed, device).device
     return x.to(target), y.to(target)
 
 
-def with_overrides(profile: str, **changes) -> Setting:
+def with_overrides(profile: str, setting: str | Setting | None = None, **changes) -> Setting:
     """A copy of a profile's setting with some fields changed (for exercises)."""
-    return replace(setting(profile), **changes)
+    return replace(_lookup(profile, setting), **changes)
 
 
 # ------------------------------------------------------------------------------ results as data
@@ -138,7 +486,7 @@ def _results_path(chapter: str, profile: str, results_dir=None):
 
 
 def save_results(chapter: str, profile: str, results: dict, *, seed: int, device: str,
-                 results_dir=None):
+                 results_dir=None, setting: str | Setting | None = None):
     """Write a chapter's measured numbers as JSON with versions, seed and device (atomically).
 
     Full-profile runs on a GPU write ``book/results/full/<chapter>.json``, which is committed, so the
@@ -157,9 +505,17 @@ def save_results(chapter: str, profile: str, results: dict, *, seed: int, device
                                platform.processor() or platform.machine()),
                "versions": {"torch": torch.__version__, "lsnotes": lsnotes.__version__,
                             "python": platform.python_version()},
-               "setting": setting(profile).__dict__, "results": results}
+               "setting": _lookup(profile, setting).__dict__,
+               "settings": {s.name: s.__dict__ for s in _chapter_settings(chapter, profile)},
+               "results": results}
     atomic_write(path, json.dumps(payload, indent=1, sort_keys=True, default=float).encode())
     return path
+
+
+def _chapter_settings(chapter: str, profile: str) -> tuple[Setting, ...]:
+    if chapter not in CHAPTERS:
+        return (setting(profile),)
+    return tuple(s for paper in CHAPTERS[chapter] for s in settings(profile, paper))
 
 
 def load_results(chapter: str, profile: str = "full", results_dir=None) -> dict | None:

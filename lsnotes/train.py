@@ -16,6 +16,9 @@ Adversarial modes (``TrainConfig.adversarial``):
   a soft label ``s ← m·s + (1−m)·(0.2·p(x) + 0.8·p(x'))`` (p the detached softmax, p(x) in train
   mode, m = ``sglr_momentum``) and the loss is the cross-entropy of the adversarial logits
   against ``s``.
+- ``"trades_sglr"``: TRADES before epoch ``sglr_start_epoch``; from then on the same soft labels
+  (refined from p(x) and p(x')) replace the one-hot label in TRADES's clean term. Yu et al. report
+  TRADES+SGLR but their released code has no source for it: this is our reading of it.
 
 On CUDA the data stay on the GPU, the model runs channels_last under bf16 autocast and optionally
 ``torch.compile``; on the CPU the same code runs in fp32 and is bit-for-bit reproducible.
@@ -46,7 +49,7 @@ from lsnotes.models import MODELS, build_model
 #: Bump when a change to this module changes what a given config trains (invalidates the cache).
 TRAIN_CODE_VERSION = "2"
 
-ADVERSARIAL_MODES = ("none", "fgsm", "fgsm_rs", "pgd", "trades", "sglr")
+ADVERSARIAL_MODES = ("none", "fgsm", "fgsm_rs", "pgd", "trades", "sglr", "trades_sglr")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("constant", "cosine", "onecycle", "piecewise")
 
@@ -101,9 +104,9 @@ class TrainConfig:
         put("trades_beta", number_in("trades_beta", self.trades_beta, 0.0, math.inf))
         put("sglr_start_epoch", positive_int("sglr_start_epoch", self.sglr_start_epoch))
         put("sglr_momentum", number_in("sglr_momentum", self.sglr_momentum, 0.0, 1.0, high_open=True))
-        if self.adversarial == "sglr" and self.method != "ce":
-            raise ValueError(f"adversarial='sglr' trains against its own soft labels; use method='ce' "
-                             f"(got method={self.method!r})")
+        if self.adversarial in ("sglr", "trades_sglr") and self.method != "ce":
+            raise ValueError(f"adversarial={self.adversarial!r} trains against its own soft labels; "
+                             f"use method='ce' (got method={self.method!r})")
         put("epochs", positive_int("epochs", self.epochs))
         put("batch_size", positive_int("batch_size", self.batch_size))
         choice("optimizer", self.optimizer, OPTIMIZERS)
@@ -160,6 +163,9 @@ class TrainResult:
     key: str = ""
     from_cache: bool = False
     path: Path | None = None
+    #: With ``eval_robust``: ``{"epoch", "robust_acc", "model"}`` of the epoch with the highest
+    #: held-out robust accuracy (``model`` a CPU state_dict); None otherwise.
+    best: dict | None = None
 
     @property
     def final(self) -> dict[str, float]:
@@ -233,7 +239,7 @@ class _Trainer:
         self.attack_generator = torch.Generator(device=self.device).manual_seed(config.seed + 1)
         self.loss = loss_function(config.method, config.alpha, config.temperature)
         self.soft_labels = None
-        if config.adversarial == "sglr":
+        if config.adversarial in ("sglr", "trades_sglr"):
             self.soft_labels = F.one_hot(self.loader.y, info.num_classes).float()
         self.history: list[dict[str, float]] = []
         self.total_steps = config.epochs * len(self.loader)
@@ -279,7 +285,7 @@ class _Trainer:
             x_adv = self._attack(x, _cross_entropy_objective(y), 1, 1.25 * c.eps, random_start=True)
             logits = self.forward(x_adv).float()
             return self.loss(logits, y), logits
-        if mode == "trades":
+        if mode in ("trades", "trades_sglr"):
             clean = self.forward(x).float()
             target = F.softmax(clean.detach(), dim=1)
 
@@ -289,7 +295,10 @@ class _Trainer:
             x_adv = self._attack(x, kl_to_clean, c.attack_steps, c.step_size, random_start=True)
             adv = self.forward(x_adv).float()
             robust = F.kl_div(F.log_softmax(adv, dim=1), F.softmax(clean, dim=1), reduction="batchmean")
-            return self.loss(clean, y) + c.trades_beta * robust, clean
+            if mode == "trades" or epoch < c.sglr_start_epoch:
+                return self.loss(clean, y) + c.trades_beta * robust, clean
+            natural = -(self._refined_labels(index, clean, adv) * F.log_softmax(clean, dim=1)).sum(1).mean()
+            return natural + c.trades_beta * robust, clean
         x_adv = self._attack(x, _cross_entropy_objective(y), c.attack_steps, c.step_size, random_start=True)
         logits = self.forward(x_adv).float()
         if mode == "pgd" or epoch < c.sglr_start_epoch:
@@ -303,6 +312,15 @@ class _Trainer:
             self.soft_labels[index] = m * self.soft_labels[index] + (1 - m) * refined
         soft = self.soft_labels[index]
         return -(soft * F.log_softmax(logits, dim=1)).sum(dim=1).mean(), logits
+
+    @torch.no_grad()
+    def _refined_labels(self, index, clean_logits, adversarial_logits):
+        """s ← m·s + (1−m)·(0.2·p(x) + 0.8·p(x')) for these examples; returns the new s."""
+        refined = 0.2 * F.softmax(clean_logits.detach().float(), dim=1) + \
+            0.8 * F.softmax(adversarial_logits.detach().float(), dim=1)
+        m = self.config.sglr_momentum
+        self.soft_labels[index] = m * self.soft_labels[index] + (1 - m) * refined
+        return self.soft_labels[index]
 
     def run_epoch(self, epoch: int, bar) -> dict[str, float]:
         self.model.train()
@@ -363,16 +381,37 @@ def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: flo
     return correct / max(len(y), 1)
 
 
+class DirectoryCheckpoints:
+    """Epoch checkpoints in a cache entry's folder (:func:`lsnotes.cache.save_checkpoint`).
+
+    :func:`train` accepts any object with these two methods, so a Ray worker can keep its
+    checkpoints on the driver's machine instead (:mod:`lsnotes.zoo`).
+    """
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+
+    def load(self, key: str) -> dict | None:
+        return cache.load_checkpoint(self.directory, key)
+
+    def save(self, state: dict) -> None:
+        cache.save_checkpoint(self.directory, state)
+
+
 def train(config: TrainConfig, progress: bool = True, eval_robust: bool = False,
           checkpoint_dir: str | Path | None = None,
-          on_epoch_end: Callable[[int, list[dict]], None] | None = None) -> TrainResult:
+          on_epoch_end: Callable[[int, list[dict]], None] | None = None,
+          checkpoints: Any = None) -> TrainResult:
     """Train ``config``; returns the model (evaluation mode) and its per-epoch history.
 
     With ``checkpoint_dir``, a verified checkpoint is written after every epoch and an existing one
     for the same config is resumed from. ``eval_robust`` adds ``robust_acc`` (PGD-10 at the
     config's ε, or the dataset's usual ε for standard training) to each epoch's record; it uses
     its own random stream, so it does not change what is trained. ``on_epoch_end(epoch, history)``
-    runs after each epoch's checkpoint is saved.
+    runs after each epoch's checkpoint is saved. ``checkpoints`` replaces ``checkpoint_dir`` by
+    any store with ``load(key) -> dict | None`` and ``save(state)`` (see
+    :class:`DirectoryCheckpoints`). With ``eval_robust`` the result's ``best`` holds the weights of
+    the epoch with the highest held-out robust accuracy (kept in the checkpoints too).
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig; got {type(config).__name__}")
@@ -381,10 +420,14 @@ def train(config: TrainConfig, progress: bool = True, eval_robust: bool = False,
     trainer = _Trainer(config, progress)
     key = config.key()
     start_epoch = 1
+    best = None
     if checkpoint_dir is not None:
-        state = cache.load_checkpoint(Path(checkpoint_dir), key)
+        checkpoints = DirectoryCheckpoints(checkpoint_dir)
+    if checkpoints is not None:
+        state = checkpoints.load(key)
         if state is not None:
             trainer.load_state_dict(state)
+            best = state.get("best")
             start_epoch = len(trainer.history) + 1
     eval_eps = config.eps if config.eps > 0 else DATASETS[config.dataset].default_eps
     epoch_bar = tqdm(total=config.epochs, initial=start_epoch - 1, desc=f"train {config.model}",
@@ -398,15 +441,18 @@ def train(config: TrainConfig, progress: bool = True, eval_robust: bool = False,
             record["robust_acc"] = robust_accuracy(trainer.model, trainer.x_test, trainer.y_test,
                                                    eval_eps, seed=config.seed + 2)
         trainer.history.append(record)
+        if eval_robust and (best is None or record["robust_acc"] > best["robust_acc"]):
+            best = {"epoch": epoch, "robust_acc": record["robust_acc"],
+                    "model": {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()}}
         epoch_bar.update(1)
         epoch_bar.set_postfix(loss=f"{record['loss']:.3f}", test_acc=f"{record['test_acc']:.3f}")
-        if checkpoint_dir is not None:
-            cache.save_checkpoint(Path(checkpoint_dir), {"key": key, **trainer.state_dict()})
+        if checkpoints is not None:
+            checkpoints.save({"key": key, **trainer.state_dict(), "best": best})
         if on_epoch_end is not None:
             on_epoch_end(epoch, trainer.history)
     epoch_bar.close()
     trainer.model.eval()
-    return TrainResult(trainer.model, trainer.history, key=key)
+    return TrainResult(trainer.model, trainer.history, key=key, best=best)
 
 
 def _empty_model(config: TrainConfig) -> nn.Module:
@@ -416,13 +462,15 @@ def _empty_model(config: TrainConfig) -> nn.Module:
 
 def train_or_load(config: TrainConfig, progress: bool = True, cache_dir: str | Path | None = None,
                   on_epoch_end: Callable[[int, list[dict]], None] | None = None,
-                  eval_robust: bool = False) -> TrainResult:
+                  eval_robust: bool = False, keep_best: bool = False) -> TrainResult:
     """The trained model for ``config``: from the cache if a verified entry exists, else trained.
 
     A per-key file lock makes concurrent callers train once: the first trains (resuming from its
     last epoch checkpoint if an earlier run was interrupted) and stores, the others wait and load.
     ``eval_robust`` asks for the per-epoch robust accuracy in the history (see :func:`train`); a
     cached entry recorded without it is trained again with it (the weights come out the same).
+    With ``eval_robust`` the best epoch's weights are stored beside the final ones
+    (:func:`load_best`); ``keep_best`` retrains an entry stored without them.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig; got {type(config).__name__}")
@@ -430,10 +478,13 @@ def train_or_load(config: TrainConfig, progress: bool = True, cache_dir: str | P
     directory = cache.entry_dir(key, cache_dir)
     with cache.lock_for(key, cache_dir):
         stored = load_trained(config, cache_dir)
-        if stored is not None and not (eval_robust and any("robust_acc" not in r for r in stored.history)):
+        if stored is not None and not (eval_robust and any("robust_acc" not in r for r in stored.history)) \
+                and not (keep_best and cache.load_best(directory, key) is None):
             return stored
-        result = train(config, progress=progress, eval_robust=eval_robust, checkpoint_dir=directory,
-                       on_epoch_end=on_epoch_end)
+        result = train(config, progress=progress, eval_robust=eval_robust or keep_best,
+                       checkpoint_dir=directory, on_epoch_end=on_epoch_end)
+        if result.best is not None:  # before the entry's manifest, which marks it complete
+            cache.store_best(directory, key, result.best)
         cache.store_result(directory, key, config.identity(), result.model.state_dict(), result.history)
         cache.clear_checkpoint(directory)
         result.path = directory
@@ -455,6 +506,24 @@ def load_trained(config: TrainConfig, cache_dir: str | Path | None = None) -> Tr
     model.load_state_dict(state_dict)
     model.to(resolve_device(config.device)).eval()
     return TrainResult(model, history, key=key, from_cache=True, path=directory)
+
+
+def load_best(config: TrainConfig, cache_dir: str | Path | None = None) -> TrainResult | None:
+    """The best-epoch weights stored beside a verified cached model, or None; never trains.
+
+    ``history`` is the whole run's; ``best`` is ``{"epoch", "robust_acc"}`` of the kept epoch.
+    """
+    stored = load_trained(config, cache_dir)
+    if stored is None:
+        return None
+    best = cache.load_best(stored.path, stored.key)
+    if best is None:
+        return None
+    model = _empty_model(config)
+    model.load_state_dict(best["model"])
+    model.to(resolve_device(config.device)).eval()
+    return TrainResult(model, stored.history, key=stored.key, from_cache=True, path=stored.path,
+                       best={"epoch": best["epoch"], "robust_acc": best["robust_acc"]})
 
 
 # ------------------------------------------------------------------------------ command line

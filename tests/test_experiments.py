@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
@@ -109,3 +110,125 @@ def test_a_zoo_model_is_trained_once_then_loaded(tmp_path, monkeypatch):
         assert torch.equal(a, b)
     robust = experiments.trained("quick", adversarial="pgd", **tiny)
     assert all("robust_acc" in epoch for epoch in robust.history)
+
+
+# ------------------------------------------------------------------------------ papers' settings
+
+QUICK_REQUESTS = {  # what the chapters asked the zoo for before chapter_models existed
+    "training_with_ls": [("ce", 0.0, 1.0, "none")] + [
+        (m, a, 1.0, "none") for m in experiments.LS_METHODS for a in (0.1, 0.5, 0.9)] + [
+        ("bls", 0.5, t, "none") for t in (0.1, 10.0)],
+    "classic_attacks": [("ce", 0.0, 1.0, "none")] + [
+        (m, a, 1.0, "none") for m in experiments.LS_METHODS for a in (0.1, 0.5, 0.9)] + [
+        ("ce", 0.0, 1.0, "fgsm")],
+    "gradient_masking": [("ce", 0.0, 1.0, "none"), ("szegedy", 0.9, 1.0, "none"),
+                         ("ce", 0.0, 1.0, "pgd"), ("ce", 0.0, 1.0, "trades"),
+                         ("szegedy", 0.1, 1.0, "none"), ("szegedy", 0.5, 1.0, "none")],
+    "soft_labels_at": [("ce", 0.0, 1.0, "pgd"), ("ce", 0.0, 1.0, "sglr")],
+}
+
+
+@pytest.mark.parametrize("chapter", sorted(QUICK_REQUESTS))
+def test_quick_chapter_models_keep_the_cache_keys_the_chapters_used(chapter):
+    nested = experiments.chapter_models(chapter, "quick", seed=0, device="cpu")
+    assert list(nested) == ["quick"]
+    expected = [experiments.config("quick", m, a, temperature=t, adversarial=adv, device="cpu").key()
+                for m, a, t, adv in QUICK_REQUESTS[chapter]]
+    assert [c.key() for c in nested["quick"].values()] == expected
+    # the keys are pinned: a change to the quick setting or to TrainConfig would retrain the zoo
+    assert experiments.config("quick", "szegedy", 0.5).key() == \
+        "fashion-mnist-cnn4-szegedy-none-f0c821c31afd7df94113"
+
+
+def test_the_checklist_asks_for_every_model_the_other_chapters_train():
+    union = {c.key() for ch in QUICK_REQUESTS for c in experiments.chapter_models(ch)["quick"].values()}
+    checklist = experiments.chapter_models("evaluation_checklist")["quick"]
+    assert [c.key() for c in checklist.values()] == list(dict.fromkeys(
+        c.key() for ch in QUICK_REQUESTS for c in experiments.chapter_models(ch)["quick"].values()))
+    assert len(union) == 22
+
+
+def test_each_paper_has_its_own_full_settings():
+    names = [s.name for s in experiments.settings("full")]
+    assert len(names) == len(set(names)) == 7
+    assert experiments.settings("quick", "fu") == (experiments.QUICK,)
+    goibert = experiments.settings("full", "goibert")
+    assert [(s.dataset, s.model) for s in goibert] == [
+        ("mnist", "linear"), ("mnist", "lenet"), ("cifar10", "lenet"), ("cifar10", "resnet18"),
+        ("svhn", "lenet")]
+    assert all(s.methods == ("sls", "als", "bls", "sbls") and s.notes for s in goibert)
+    fgsm_at = experiments.chapter_models("classic_attacks", "full")["goibert-mnist-lenet"]["FGSM-AT"]
+    assert fgsm_at.adversarial == "fgsm" and fgsm_at.eps == 0.1 and fgsm_at.model == "lenet"
+    fu, = experiments.settings("full", "fu")
+    assert (fu.dataset, fu.model, fu.eps, fu.ls_alpha) == ("cifar10", "wrn34_10", 8 / 255, 0.9)
+    assert fu.alpha_grid == tuple(a / 10 for a in range(1, 10))
+    models = experiments.chapter_models("gradient_masking", "full")["fu-cifar10-wrn34-10"]
+    assert {"CE", "LS α=0.9", "PGD-AT", "TRADES"} <= set(models) and len(models) == 12
+    madry, trades = models["PGD-AT"], models["TRADES"]
+    assert (madry.epochs, madry.attack_steps, madry.step_size, madry.weight_decay) == \
+        (205, 10, 2 / 255, 2e-4)
+    assert (trades.epochs, trades.step_size, trades.trades_beta) == (80, 0.007, 6.0)
+
+
+def test_yu_et_al_setting_and_trades_sglr():
+    models = experiments.chapter_models("soft_labels_at", "full")["yu-cifar10-resnet18"]
+    assert list(models) == ["PGD-AT", "SGLR", "TRADES", "TRADES+SGLR"]
+    for cfg in models.values():
+        assert (cfg.dataset, cfg.model, cfg.epochs, cfg.batch_size, cfg.lr, cfg.schedule) == \
+            ("cifar10", "resnet18", 200, 128, 0.1, "piecewise")
+        assert (cfg.eps, cfg.attack_steps, cfg.step_size) == (8 / 255, 10, 2 / 255)
+    assert models["SGLR"].sglr_start_epoch == models["TRADES+SGLR"].sglr_start_epoch == 91
+    assert [train.scheduled_lr("piecewise", 0.1, e * 391, 200 * 391) for e in (99, 100, 149, 150)] \
+        == [0.1, pytest.approx(0.01), pytest.approx(0.01), pytest.approx(0.001)]
+    requests = experiments.requests("soft_labels_at", "full")
+    assert all(r.keep_best and r.eval_robust for r in requests)
+    assert not any(r.keep_best for r in experiments.requests("soft_labels_at", "quick"))
+
+
+def test_fu_table3_attack_settings_exactly_and_quick_differences_named():
+    from lsnotes import attacks
+
+    full = experiments.attack_settings("full", "fu")
+    assert full["multitargeted"] == dict(steps=20, restarts=18)
+    assert full["odi"] == dict(steps=20, restarts=20)
+    assert [full[f"pgd{k}"]["steps"] for k in (10, 20, 40)] == [10, 20, 40]
+    assert full["autoattack"] == dict(version="standard") and full["fgsm"] == {}
+    assert experiments.attack_setting_notes("full", "fu") == {}
+    quick = experiments.attack_settings("quick", "fu")
+    notes = experiments.attack_setting_notes("quick", "fu")
+    differing = {name for name in full if quick[name] != full[name]}
+    assert differing == set(notes) == {"multitargeted", "odi", "autoattack"}
+    for profile in ("quick", "full"):
+        for paper in experiments.PAPERS:
+            for name, overrides in experiments.attack_settings(profile, paper).items():
+                accepted = set(inspect.signature(attacks.ATTACKS[name].accepts).parameters)
+                assert set(overrides) <= accepted, (name, overrides)
+    assert experiments.attack_settings("full", "yu") == {"pgd20": dict(steps=20),
+                                                         "autoattack": dict(version="standard")}
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: experiments.settings("full", "smith"), "paper must be one of"),
+    (lambda: experiments.chapter_models("toy_problem"), "chapter must be one of"),
+    (lambda: experiments.config("full", setting="nowhere"), "setting must be one of"),
+    (lambda: experiments.attack_settings("fast"), "profile must be one of"),
+])
+def test_bad_names_are_refused(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.skipif(not FASHION_MNIST.exists(), reason="Debian dataset-fashion-mnist not installed")
+def test_best_and_last_checkpoints_are_both_kept(tmp_path, monkeypatch):
+    monkeypatch.setenv("LSNOTES_CACHE", str(tmp_path))
+    tiny = dict(train_size=64, test_size=32, epochs=3, device="cpu")
+    cfg = experiments.config("quick", adversarial="trades_sglr", **tiny)
+    assert cfg.sglr_start_epoch == experiments.sglr_start_epoch(4) == 3  # from the profile's epochs
+    result = train.train_or_load(cfg, progress=False, eval_robust=True, keep_best=True)
+    best = experiments.best_checkpoint(cfg)
+    accs = [r["robust_acc"] for r in result.history]
+    assert best.best["epoch"] == 1 + accs.index(max(accs)) and best.best["robust_acc"] == max(accs)
+    assert best.history == result.history
+    if best.best["epoch"] != 3:  # then the kept weights are an earlier epoch's, not the last
+        assert any(not torch.equal(a, b) for a, b in zip(best.model.state_dict().values(),
+                                                         result.model.state_dict().values()))

@@ -77,7 +77,7 @@ def test_inner_maximiser_matches_the_evaluation_pgd_from_the_same_start():
 def test_every_adversarial_mode_trains(mode, tmp_path):
     config = TrainConfig(**{**TINY, "epochs": 2}, adversarial=mode, eps=0.0 if mode == "none" else 0.1,
                          attack_steps=2, sglr_start_epoch=2,
-                         method="ce" if mode == "sglr" else "als", alpha=0.1)
+                         method="ce" if mode in ("sglr", "trades_sglr") else "als", alpha=0.1)
     kept = {}
     result = train(config, progress=False, eval_robust=True, checkpoint_dir=tmp_path,
                    on_epoch_end=lambda epoch, history: kept.update(epoch=epoch))
@@ -85,7 +85,7 @@ def test_every_adversarial_mode_trains(mode, tmp_path):
     assert all(math.isfinite(h["loss"]) and 0 <= h["robust_acc"] <= h["test_acc"] + 0.2
                for h in result.history)
     soft = cache.load_checkpoint(tmp_path, config.key())["soft_labels"]
-    if mode == "sglr":  # refined labels: still distributions, no longer one-hot
+    if mode in ("sglr", "trades_sglr"):  # refined labels: still distributions, no longer one-hot
         assert torch.allclose(soft.sum(1), torch.ones(len(soft)), atol=1e-5)
         assert float(soft.max(1).values.min()) < 1.0
     else:
