@@ -2,6 +2,7 @@
 #   make book   install everything, execute every chapter, build the HTML book
 #   make test   install everything, run the unit tests, execute and check every chapter,
 #               build the book and check it in a real browser
+#   make test-fast  the unit tests alone (no chapters, no browser, no JupyterLab): minutes
 # Both are idempotent; `make setup` alone only installs.
 
 PYTHON ?= python3
@@ -9,7 +10,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lsnotes-installed
 
-.PHONY: setup book test clean
+.PHONY: setup book test test-fast clean
 
 $(STAMP): requirements.txt pyproject.toml scripts/install-system-packages.sh
 	bash scripts/install-system-packages.sh
@@ -26,6 +27,10 @@ book: setup
 
 test: setup
 	$(BIN)/python -m pytest tests
+
+# Tests that execute chapters or drive a browser carry the pytest markers `chapters`/`browser`.
+test-fast: setup
+	$(BIN)/python -m pytest tests -m "not chapters and not browser"
 
 clean:
 	rm -rf _build
