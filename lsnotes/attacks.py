@@ -91,7 +91,7 @@ def check_batch(x, y=None) -> torch.Tensor | None:
 
 
 def check_fits(model, x: torch.Tensor, y: torch.Tensor | None = None,
-                target: torch.Tensor | None = None) -> int:
+               target: torch.Tensor | None = None) -> int:
     """Raise ``ValueError`` unless ``model`` takes ``x`` (its dtype, device and shape) and returns
     (N, K) logits that y and target index; return K. One forward pass of one example, in eval
     mode. (x, y and target are assumed to have passed :func:`check_batch` already.)"""

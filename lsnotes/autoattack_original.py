@@ -68,8 +68,10 @@ def _original_code(model, x, y, eps, norm, seed, generator):
     global RNG forked (restored on exit)."""
     y = check_batch(x, y)
     eps = _check_eps(eps, norm, x)
-    seed = _seed_from(_generator(generator)) if seed is None else non_negative_int("seed", seed)
+    generator = _generator(generator)
+    seed = None if seed is None else non_negative_int("seed", seed)
     n_classes = check_fits(model, x, y)
+    seed = _seed_from(generator) if seed is None else seed  # drawn once every check has passed
     x = x.detach()
     if x.dim() == 4:
         wrapped, images = model, x

@@ -232,6 +232,7 @@ def test_accuracy_takes_int32_labels_and_refuses_bad_input():
 
 @pytest.mark.parametrize("argv, message", [
     (["--device", "cpu:abc"], "device"),
+    (["--device", "cuda:99"], "device='cuda:99'"),       # a GPU this machine does not have
     (["--lr", "inf"], "lr"),
     (["--dataset", "mnist"], "dataset 'mnist'"),       # not on disk: FileNotFoundError, one line
 ])
