@@ -2,6 +2,7 @@
 #   make book   install everything, execute every chapter, build the HTML book
 #   make test   install everything, run the unit tests, execute and check every chapter,
 #               build the book and check it in a real browser
+#   make test-fast  the unit tests alone (no chapters, no browser, no JupyterLab): minutes
 #   make gpu-check  on a CUDA machine: the CUDA tests and the full profile's GPU timings, as
 #               JSON in $OUT (default artifacts/gpu); GPU_CHECK_ARGS=--tiny checks it on a CPU
 # Both are idempotent; `make setup` alone only installs.
@@ -11,7 +12,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lsnotes-installed
 
-.PHONY: setup book test gpu-check clean
+.PHONY: setup book test test-fast gpu-check clean
 
 $(STAMP): requirements.txt pyproject.toml scripts/install-system-packages.sh
 	bash scripts/install-system-packages.sh
@@ -28,6 +29,10 @@ book: setup
 
 test: setup
 	$(BIN)/python -m pytest tests
+
+# Tests that execute chapters or drive a browser carry the pytest markers `chapters`/`browser`.
+test-fast: setup
+	$(BIN)/python -m pytest tests -m "not chapters and not browser"
 
 gpu-check: setup
 	$(BIN)/python -m lsnotes.gpucheck $(GPU_CHECK_ARGS)

@@ -8,9 +8,14 @@ Every attack here obeys the same contract, which the tests check on random model
 - its output lies in [0, 1] and, for the L∞ attacks, *exactly* inside the ε-ball in the
   input's floating-point type (bounds rounded outwards by ``x ± ε`` are nudged one ulp back in);
 - its randomness comes from the ``generator`` argument (a fixed seed-0 generator when omitted),
-  never from the global RNG — the AutoAttack-based attacks run inside ``torch.random.fork_rng``
-  because the original implementation re-seeds the global RNG;
-- bad arguments raise ``ValueError`` naming the parameter (via :mod:`lsnotes.checks`).
+  never from the global RNG — the AutoAttack-based attacks (:mod:`lsnotes.autoattack_original`,
+  re-exported here) run inside ``torch.random.fork_rng`` because the original code re-seeds it;
+- a success flag, where an attack returns one, means the returned example is misclassified with
+  respect to the labels ``y`` (an example the model gets wrong already counts as a success);
+- bad arguments raise ``ValueError`` naming the parameter before any work: ``x`` must be a
+  non-empty float batch in [0, 1] of the model's dtype and input shape; labels (and targets) may
+  have any integer dtype (they are converted to int64) and must lie in [0, K) for K outputs;
+  L∞ budgets lie in [0, 1] and L2 budgets in [0, √D] (the diameter of the pixel box).
 
 Step sizes follow Fu et al. (2020), Table 3: FGSM is one signed step of 2ε from x (clipped back
 into the ball, so it coincides with the classic step of ε), PGD^k takes k steps of 2ε/k from a
@@ -29,17 +34,19 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lsnotes.checks import choice, number_in, positive_int
+from lsnotes.checks import choice, flag, number_in, positive_int
 
 NORMS = ("linf", "l2")
 LOSSES = ("ce", "cw")
 
 
-# ----------------------------------------------------------------------------- shared plumbing
+# ----------------------------------------------------------------------------- input checks
 
 @contextlib.contextmanager
 def frozen_model(model: torch.nn.Module):
     """Run ``model`` in eval mode with its parameters out of autograd; restore both afterwards."""
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     was_training = model.training
     flags = [(p, p.requires_grad) for p in model.parameters()]
     for p, _ in flags:
@@ -48,31 +55,86 @@ def frozen_model(model: torch.nn.Module):
     try:
         yield model
     finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
+        for p, requires_grad in flags:
+            p.requires_grad_(requires_grad)
         model.train(was_training)
 
 
-def check_batch(x, y=None) -> None:
-    """Raise ``ValueError`` unless x is a float batch in [0, 1] and y matching integer labels."""
+def _check_labels(name: str, labels, x: torch.Tensor) -> torch.Tensor:
+    """``labels`` as int64 if it is an integer tensor of shape (N,) on x's device, values >= 0."""
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() \
+            or labels.dtype == torch.bool:
+        got = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"{name} must be an integer tensor of class labels; got {got}")
+    if labels.shape != (x.shape[0],):
+        raise ValueError(f"{name} must have shape ({x.shape[0]},) to match x; got {tuple(labels.shape)}")
+    if labels.device != x.device:
+        raise ValueError(f"{name} must be on x's device {x.device}; got {labels.device}")
+    if labels.min() < 0:
+        raise ValueError(f"{name} must hold class indices >= 0; got {int(labels.min())}")
+    return labels.long()
+
+
+def check_batch(x, y=None) -> torch.Tensor | None:
+    """Raise ``ValueError`` unless x is a float batch in [0, 1] and y matching integer labels.
+
+    Returns ``y`` as int64 (any integer dtype is accepted), or None when no labels were given.
+    """
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise ValueError(f"x must be a floating-point tensor; got {type(x).__name__}")
-    if x.dim() < 2 or x.shape[0] == 0:
-        raise ValueError(f"x must have shape (N, ...) with N >= 1; got {tuple(x.shape)}")
+        got = x.dtype if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ValueError(f"x must be a floating-point tensor; got {got}")
+    if x.dim() < 2 or x.shape[0] == 0 or x[0].numel() == 0:
+        raise ValueError(f"x must have shape (N, ...) with N >= 1 non-empty examples; got {tuple(x.shape)}")
     if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
-        raise ValueError("x must hold pixel values in [0, 1]")
-    if y is not None:
-        if not isinstance(y, torch.Tensor) or y.dtype not in (torch.int64, torch.int32):
-            raise ValueError("y must be an integer tensor of class labels")
-        if y.shape != (x.shape[0],):
-            raise ValueError(f"y must have shape ({x.shape[0]},) to match x; got {tuple(y.shape)}")
-        if y.numel() and y.min() < 0:
-            raise ValueError("y must hold class indices >= 0")
+        raise ValueError("x must hold finite pixel values in [0, 1]")
+    return None if y is None else _check_labels("y", y, x)
 
 
-def _check_labels_fit(logits: torch.Tensor, y: torch.Tensor) -> None:
-    if y.max() >= logits.shape[1]:
-        raise ValueError(f"y holds class {int(y.max())} but the model has {logits.shape[1]} outputs")
+def check_fits(model, x: torch.Tensor, y: torch.Tensor | None = None,
+               target: torch.Tensor | None = None) -> int:
+    """Raise ``ValueError`` unless ``model`` takes ``x`` (its dtype, device and shape) and returns
+    (N, K) logits that y and target index; return K. One forward pass of one example, in eval
+    mode. (x, y and target are assumed to have passed :func:`check_batch` already.)"""
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    weights = next((p for p in model.parameters() if p.is_floating_point()), None)
+    if weights is not None and weights.dtype != x.dtype:
+        raise ValueError(f"x must have the model's dtype {weights.dtype}; got {x.dtype} "
+                         f"(convert with x.to({weights.dtype}))")
+    if weights is not None and weights.device != x.device:
+        raise ValueError(f"x must be on the model's device {weights.device}; got {x.device}")
+    with frozen_model(model), torch.no_grad():
+        try:
+            out = model(x[:1])
+        except RuntimeError as err:
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"x of shape {tuple(x.shape)} does not fit the model: {first_line}") from None
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] < 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"the model must return logits of shape (N, K) with K >= 2; got {shape}")
+    n_classes = out.shape[1]
+    for name, labels in (("y", y), ("target", target)):
+        if labels is not None and labels.max() >= n_classes:
+            raise ValueError(f"{name} holds class {int(labels.max())} but the model has "
+                             f"{n_classes} outputs (classes 0 to {n_classes - 1})")
+    return n_classes
+
+
+def _check_eps(eps, norm: str, x: torch.Tensor) -> float:
+    """ε within the pixel box: [0, 1] for L∞, [0, √D] for L2 (D pixels per example)."""
+    choice("norm", norm, NORMS)
+    if norm == "linf":
+        return number_in("eps", eps, 0.0, 1.0)
+    return number_in("eps", eps, 0.0, math.sqrt(x[0].numel()))
+
+
+def _check_target(target, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+    if target is None:
+        return None
+    target = _check_labels("target", target, x)
+    if (target == y).any():
+        raise ValueError("target must differ from y for every example (a target is a wrong class)")
+    return target
 
 
 def _generator(generator: torch.Generator | None) -> torch.Generator:
@@ -83,13 +145,11 @@ def _generator(generator: torch.Generator | None) -> torch.Generator:
     return generator
 
 
+# ----------------------------------------------------------------------------- shared plumbing
+
 def _uniform(shape, generator: torch.Generator, like: torch.Tensor, low=-1.0, high=1.0):
     draw = torch.rand(shape, generator=generator, device=generator.device, dtype=like.dtype)
     return (low + (high - low) * draw).to(like.device)
-
-
-def _seed_from(generator: torch.Generator) -> int:
-    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator).item())
 
 
 def _per_example_norm(delta: torch.Tensor) -> torch.Tensor:
@@ -102,6 +162,7 @@ def _view_per_example(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 def linf_bounds(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-pixel bounds of the L∞ ε-ball intersected with [0, 1], exact in ``x``'s dtype."""
+    eps = number_in("eps", eps, 0.0)
     eps_t = torch.tensor(eps, dtype=x.dtype, device=x.device)
     if float(eps_t) > eps:  # the dtype rounded ε upwards; use the next value below
         eps_t = torch.nextafter(eps_t, torch.zeros_like(eps_t))
@@ -120,9 +181,13 @@ def linf_bounds(x: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor
 
 def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str = "linf") -> torch.Tensor:
     """Project ``x_adv`` onto the ε-ball around ``x`` (L∞ or L2) intersected with [0, 1]."""
+    choice("norm", norm, NORMS)
+    if not isinstance(x_adv, torch.Tensor) or not isinstance(x, torch.Tensor) or x_adv.shape != x.shape:
+        raise ValueError("x_adv and x must be tensors of the same shape")
     if norm == "linf":
         low, high = linf_bounds(x, eps)
         return torch.maximum(torch.minimum(x_adv, high), low)
+    eps = number_in("eps", eps, 0.0)
     delta = x_adv - x
     scale = (eps / _per_example_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
     x_adv = (x + delta * _view_per_example(scale, x)).clamp(0, 1)
@@ -132,6 +197,13 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str = "linf"
         shrink = _view_per_example(torch.where(too_long, 1 - 1e-6, 1.0).to(x.dtype), x)
         x_adv = (x + (x_adv - x) * shrink).clamp(0, 1)
     return x_adv
+
+
+def _ascent_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
+    """The steepest-ascent step of unit size: the gradient's sign (L∞) or its direction (L2)."""
+    if norm == "linf":
+        return grad.sign()
+    return grad / _view_per_example(_per_example_norm(grad).clamp_min(1e-12), grad)
 
 
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -146,6 +218,7 @@ def attack_loss(logits, y, loss: str = "ce", target=None) -> torch.Tensor:
 
     Targeted versions: ``-CE(z, t)`` and ``z_t − z_y`` (the MultiTargeted loss of Gowal et al.).
     """
+    choice("loss", loss, LOSSES)
     if target is None:
         if loss == "ce":
             return F.cross_entropy(logits, y, reduction="none")
@@ -155,9 +228,28 @@ def attack_loss(logits, y, loss: str = "ce", target=None) -> torch.Tensor:
     return logits.gather(1, target[:, None]).squeeze(1) - logits.gather(1, y[:, None]).squeeze(1)
 
 
-def _better(wrong_new, loss_new, wrong_best, loss_best):
-    """Misclassified beats correct; among equals, the higher loss wins."""
-    return (wrong_new & ~wrong_best) | ((wrong_new == wrong_best) & (loss_new > loss_best))
+class _BestIterate:
+    """Per example, the worst case seen so far: misclassified beats correct; among equals, the
+    higher attack loss wins. ``x`` starts as the clean input with no score."""
+
+    def __init__(self, x: torch.Tensor):
+        self.x = x.detach().clone()
+        self.wrong = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        self.loss = torch.full((len(x),), -math.inf, device=x.device)
+
+    def offer(self, x_new: torch.Tensor, wrong: torch.Tensor, loss: torch.Tensor) -> None:
+        """Keep ``x_new`` where it beats the current best."""
+        loss = loss.detach()
+        better = (wrong & ~self.wrong) | ((wrong == self.wrong) & (loss > self.loss))
+        self.x = torch.where(_view_per_example(better, self.x), x_new.detach(), self.x)
+        self.wrong = torch.where(better, wrong, self.wrong)
+        self.loss = torch.where(better, loss, self.loss)
+
+    def offer_scored(self, model, x_new: torch.Tensor, y: torch.Tensor, loss: str) -> None:
+        """Score ``x_new`` with one forward pass, then :meth:`offer` it."""
+        with torch.no_grad():
+            logits = model(x_new)
+        self.offer(x_new, logits.argmax(1) != y, attack_loss(logits, y, loss))
 
 
 def _predict(model, x, batch_size: int = 1024) -> torch.Tensor:
@@ -189,7 +281,7 @@ class _Adam:
 
 
 def _steps_bar(total: int, progress: bool, desc: str):
-    return tqdm(total=total, desc=desc, disable=not progress, leave=False)
+    return tqdm(total=total, desc=desc, disable=not flag("progress", progress), leave=False)
 
 
 # ----------------------------------------------------------------------------- gradient attacks
@@ -200,8 +292,22 @@ def maximise_in_ball(model, x, objective, eps, steps, step_size, random_start, g
     Unlike :func:`pgd` it keeps no per-example bookkeeping and returns the final iterate: the
     trainer calls it every batch (cross-entropy for PGD-AT/SGLR/FGSM training, the KL to the clean
     output for TRADES). It stays in ‖x' − x‖∞ ≤ ε and [0, 1]; the caller sets the model's mode.
+    The random start draws from ``generator`` (a seed-0 generator on x's device when None).
+    Only the arguments' types and ranges are checked, not x's pixel values: that would cost a
+    device-to-host synchronisation per training step.
     """
-    if random_start:
+    if not callable(model) or not callable(objective):
+        raise ValueError("model and objective must be callables (a module, and logits -> scalar)")
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() < 2 or len(x) == 0:
+        raise ValueError("x must be a non-empty floating-point batch of shape (N, ...)")
+    eps = number_in("eps", eps, 0.0, 1.0)
+    steps = positive_int("steps", steps)
+    step_size = number_in("step_size", step_size, 0.0)
+    if flag("random_start", random_start):
+        if generator is None:
+            generator = torch.Generator(device=x.device).manual_seed(0)
+        elif not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or None; got {generator!r}")
         delta = (torch.rand(x.shape, device=x.device, generator=generator) * 2 - 1) * eps
     else:
         delta = torch.zeros_like(x)
@@ -209,9 +315,19 @@ def maximise_in_ball(model, x, objective, eps, steps, step_size, random_start, g
     for _ in range(steps):
         delta.requires_grad_(True)
         (grad,) = torch.autograd.grad(objective(model(x + delta)), delta)
-        delta = (delta.detach() + step_size * grad.sign()).clamp(-eps, eps)
+        delta = (delta.detach() + step_size * _ascent_direction(grad, "linf")).clamp(-eps, eps)
         delta = (x + delta).clamp(0, 1) - x
     return (x + delta).detach()
+
+
+def _random_start(x, eps, norm, generator, low, high):
+    noise = _uniform(x.shape, generator, x)
+    if norm == "linf":
+        return torch.clamp(x + eps * noise, low, high)
+    # L2: a random direction, scaled to a random radius in [0, ε]
+    radius = eps * _uniform((len(x),), generator, x, 0, 1)
+    noise = noise / _view_per_example(_per_example_norm(noise).clamp_min(1e-12), x)
+    return project(x + noise * _view_per_example(radius, x), x, eps, norm)
 
 
 def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, norm: str = "linf",
@@ -220,88 +336,68 @@ def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, no
     """Projected gradient ascent (Madry et al. 2018), batched, with restarts.
 
     ``step_size`` defaults to 2ε/steps. L∞ steps follow the gradient's sign, L2 steps its
-    per-example direction. ``loss`` is ``"ce"`` or ``"cw"`` (margin); with ``target`` the attack
-    pushes each example towards its target class (see :func:`attack_loss`). ``x_init`` replaces
-    the start of the first restart. Per example the result is the worst case over restarts and,
-    when ``keep_best`` (the default), over the iterates of each run: misclassified first, then
-    the highest loss. ``keep_best=False`` with one restart returns the final iterate.
+    per-example direction. ``loss`` is ``"ce"`` or ``"cw"`` (margin); with ``target`` (a wrong
+    class per example) the attack pushes each example towards it (see :func:`attack_loss`).
+    ``x_init`` replaces the start of the first restart. Per example the result is the worst case
+    over restarts and, when ``keep_best`` (the default), over the iterates of each run:
+    misclassified first, then the highest loss. ``keep_best=False`` with one restart returns the
+    final iterate.
     """
-    check_batch(x, y)
-    eps = number_in("eps", eps, 0)
+    y = check_batch(x, y)
+    eps = _check_eps(eps, norm, x)
     steps = positive_int("steps", steps)
     restarts = positive_int("restarts", restarts)
-    choice("norm", norm, NORMS)
     choice("loss", loss, LOSSES)
     step_size = 2 * eps / steps if step_size is None else number_in("step_size", step_size, 0)
-    if x_init is not None and (not isinstance(x_init, torch.Tensor) or x_init.shape != x.shape):
-        raise ValueError(f"x_init must be a tensor of x's shape {tuple(x.shape)}")
-    if target is not None and (not isinstance(target, torch.Tensor) or target.shape != y.shape):
-        raise ValueError(f"target must be a label tensor of y's shape {tuple(y.shape)}")
+    if x_init is not None and (not isinstance(x_init, torch.Tensor) or x_init.shape != x.shape
+                               or not x_init.is_floating_point()):
+        raise ValueError(f"x_init must be a float tensor of x's shape {tuple(x.shape)}")
+    target = _check_target(target, y, x)
+    random_start, keep_best = flag("random_start", random_start), flag("keep_best", keep_best)
     generator = _generator(generator)
+    check_fits(model, x, y, target)
     x = x.detach()
 
     low, high = linf_bounds(x, eps) if norm == "linf" else (None, None)
+    # The last iterate needs its own forward pass only if something will compare it.
+    score_last = keep_best or restarts > 1
     with frozen_model(model):
-        best_x = x.clone()
-        best_wrong = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-        best_loss = torch.full((len(x),), -math.inf, device=x.device)
         bar = _steps_bar(restarts * steps, progress, "pgd")
         for restart in range(restarts):
             if restart == 0 and x_init is not None:
                 x_adv = project(x_init.detach().to(x.dtype), x, eps, norm)
             elif random_start:
-                noise = _uniform(x.shape, generator, x)
-                if norm == "l2":  # a random direction, scaled to a random radius in [0, ε]
-                    radius = eps * _uniform((len(x),), generator, x, 0, 1)
-                    noise = noise / _view_per_example(_per_example_norm(noise).clamp_min(1e-12), x)
-                    noise = noise * _view_per_example(radius, x)
-                    x_adv = project(x + noise, x, eps, norm)
-                else:
-                    x_adv = torch.clamp(x + eps * noise, low, high)
+                x_adv = _random_start(x, eps, norm, generator, low, high)
             else:
                 x_adv = x.clone()
-            run_x, run_wrong, run_loss = x_adv.clone(), best_wrong & False, torch.full_like(best_loss, -math.inf)
-            # The last iterate needs its own forward pass only if something will compare it.
-            score_last = keep_best or restarts > 1
+            run = _BestIterate(x_adv)
             for step in range(steps + 1):
                 if step == steps and not score_last:
-                    run_x = x_adv.detach()
+                    run.x = x_adv.detach()
                     break
                 x_adv.requires_grad_(step < steps)
                 with torch.set_grad_enabled(step < steps):
                     logits = model(x_adv)
-                    if restart == 0 and step == 0:
-                        _check_labels_fit(logits, y)
                     losses = attack_loss(logits, y, loss, target)
-                if keep_best or step == steps:
-                    wrong = logits.argmax(1) != y
-                    better = _better(wrong, losses.detach(), run_wrong, run_loss) if keep_best \
-                        else torch.ones_like(wrong)
-                    run_x = torch.where(_view_per_example(better, x), x_adv.detach(), run_x)
-                    run_wrong = torch.where(better, wrong, run_wrong)
-                    run_loss = torch.where(better, losses.detach(), run_loss)
+                if keep_best:
+                    run.offer(x_adv, logits.argmax(1) != y, losses)
+                elif step == steps:  # keep_best=False: the final iterate, whatever its score
+                    run.x, run.wrong, run.loss = x_adv.detach(), logits.argmax(1) != y, losses.detach()
                 if step == steps:
                     break
                 grad, = torch.autograd.grad(losses.sum(), x_adv)
-                if norm == "linf":
-                    direction = grad.sign()
-                else:
-                    direction = grad / _view_per_example(_per_example_norm(grad).clamp_min(1e-12), x)
-                x_adv = torch.add(x_adv.detach(), direction, alpha=step_size)
+                x_adv = torch.add(x_adv.detach(), _ascent_direction(grad, norm), alpha=step_size)
                 if norm == "linf":  # bounds computed once per call, not per step
                     x_adv = torch.clamp(x_adv, low, high)
                 else:
                     x_adv = project(x_adv, x, eps, norm)
                 bar.update(1)
             if restart == 0:
-                best_x, best_wrong, best_loss = run_x, run_wrong, run_loss
+                best = run
             else:
-                better = _better(run_wrong, run_loss, best_wrong, best_loss)
-                best_x = torch.where(_view_per_example(better, x), run_x, best_x)
-                best_wrong = torch.where(better, run_wrong, best_wrong)
-                best_loss = torch.where(better, run_loss, best_loss)
+                best.offer(run.x, run.wrong, run.loss)
         bar.close()
-    return best_x.detach()
+    return best.x.detach()
 
 
 def fgsm(model, x, y, eps, *, loss: str = "ce", generator=None) -> torch.Tensor:
@@ -309,7 +405,7 @@ def fgsm(model, x, y, eps, *, loss: str = "ce", generator=None) -> torch.Tensor:
 
     Clipping makes it identical to Goodfellow et al.'s step of ε; no random start.
     """
-    return pgd(model, x, y, eps, steps=1, step_size=2 * number_in("eps", eps, 0), loss=loss,
+    return pgd(model, x, y, eps, steps=1, step_size=2 * number_in("eps", eps, 0.0, 1.0), loss=loss,
                random_start=False, keep_best=False, generator=generator)
 
 
@@ -323,15 +419,6 @@ def bim(model, x, y, eps, steps: int = 10, step_size: float | None = None, *,
                generator=generator, progress=progress)
 
 
-def _merge_worst(model, x, y, best, candidate, loss: str = "cw"):
-    """Per example keep whichever of ``best``/``candidate`` is misclassified, else higher loss."""
-    with torch.no_grad():
-        lb, lc = model(best), model(candidate)
-        wrong_b, wrong_c = lb.argmax(1) != y, lc.argmax(1) != y
-        take = _better(wrong_c, attack_loss(lc, y, loss), wrong_b, attack_loss(lb, y, loss))
-    return torch.where(_view_per_example(take, x), candidate, best)
-
-
 def multitargeted(model, x, y, eps, *, steps: int = 20, step_size: float | None = None,
                   restarts: int | None = None, norm: str = "linf", generator=None,
                   progress: bool = False) -> torch.Tensor:
@@ -340,22 +427,28 @@ def multitargeted(model, x, y, eps, *, steps: int = 20, step_size: float | None 
     Targets are the non-true classes in decreasing order of their clean logit; ``restarts``
     defaults to K − 1 (every other class once) and wraps around when larger. Random start each run.
     """
-    check_batch(x, y)
+    y = check_batch(x, y)
+    eps = _check_eps(eps, norm, x)
+    positive_int("steps", steps)
+    if step_size is not None:
+        number_in("step_size", step_size, 0)
+    if restarts is not None:
+        restarts = positive_int("restarts", restarts)
     generator = _generator(generator)
-    with frozen_model(model), torch.no_grad():
-        logits = model(x)
-    _check_labels_fit(logits, y)
-    n_classes = logits.shape[1]
-    restarts = n_classes - 1 if restarts is None else positive_int("restarts", restarts)
-    ranked = logits.scatter(1, y[:, None], -math.inf).argsort(1, descending=True)[:, : n_classes - 1]
-    best = None
+    n_classes = check_fits(model, x, y)
+    restarts = n_classes - 1 if restarts is None else restarts
     with frozen_model(model):
-        for r in tqdm(range(restarts), desc="multitargeted", disable=not progress, leave=False):
+        with torch.no_grad():
+            logits = model(x)
+        ranked = logits.scatter(1, y[:, None], -math.inf).argsort(1, descending=True)[:, : n_classes - 1]
+        best = _BestIterate(x)
+        for r in tqdm(range(restarts), desc="multitargeted", disable=not flag("progress", progress),
+                      leave=False):
             target = ranked[:, r % (n_classes - 1)]
             x_adv = pgd(model, x, y, eps, steps=steps, step_size=step_size, norm=norm, loss="cw",
                         target=target, generator=generator)
-            best = x_adv if best is None else _merge_worst(model, x, y, best, x_adv)
-    return best
+            best.offer_scored(model, x_adv, y, "cw")
+    return best.x
 
 
 def odi(model, x, y, eps, *, odi_steps: int = 2, odi_step_size: float | None = None,
@@ -367,31 +460,30 @@ def odi(model, x, y, eps, *, odi_steps: int = 2, odi_step_size: float | None = N
     (default ε) maximising wᵀf(x′) from a uniform random start, then runs CW-loss PGD from there.
     The per-example worst case over restarts is returned.
     """
-    check_batch(x, y)
-    eps = number_in("eps", eps, 0)
+    y = check_batch(x, y)
+    eps = _check_eps(eps, norm, x)
     odi_steps = positive_int("odi_steps", odi_steps)
     restarts = positive_int("restarts", restarts)
-    choice("norm", norm, NORMS)
+    positive_int("steps", steps)
+    if step_size is not None:
+        number_in("step_size", step_size, 0)
     odi_step_size = eps if odi_step_size is None else number_in("odi_step_size", odi_step_size, 0)
     generator = _generator(generator)
-    best = None
+    n_classes = check_fits(model, x, y)
+    best = _BestIterate(x)
     with frozen_model(model):
-        n_classes = model(x[:1]).shape[1]
-        for _ in tqdm(range(restarts), desc="odi", disable=not progress, leave=False):
+        for _ in tqdm(range(restarts), desc="odi", disable=not flag("progress", progress), leave=False):
             w = _uniform((len(x), n_classes), generator, x)
             x_adv = project(x + eps * _uniform(x.shape, generator, x), x, eps, norm)
             for _ in range(odi_steps):
                 x_adv.requires_grad_(True)
                 grad, = torch.autograd.grad((w * model(x_adv)).sum(), x_adv)
-                if norm == "linf":
-                    direction = grad.sign()
-                else:
-                    direction = grad / _view_per_example(_per_example_norm(grad).clamp_min(1e-12), x)
-                x_adv = project(x_adv.detach() + odi_step_size * direction, x, eps, norm)
+                x_adv = project(x_adv.detach() + odi_step_size * _ascent_direction(grad, norm),
+                                x, eps, norm)
             x_adv = pgd(model, x, y, eps, steps=steps, step_size=step_size, norm=norm, loss="cw",
                         x_init=x_adv, random_start=False, generator=generator)
-            best = x_adv if best is None else _merge_worst(model, x, y, best, x_adv)
-    return best
+            best.offer_scored(model, x_adv, y, "cw")
+    return best.x
 
 
 def tanh_linf(model, x, y, eps, *, steps: int = 20, step_size: float = 0.1, loss: str = "cw",
@@ -402,38 +494,33 @@ def tanh_linf(model, x, y, eps, *, steps: int = 20, step_size: float = 0.1, loss
     We take Adam steps (learning rate ``step_size``) on w, starting from w = atanh of x's position
     in the box, maximising the CW margin (or CE), and keep each example's best iterate.
     """
-    check_batch(x, y)
-    eps = number_in("eps", eps, 0)
+    y = check_batch(x, y)
+    eps = _check_eps(eps, "linf", x)
     steps = positive_int("steps", steps)
     step_size = number_in("step_size", step_size, 0)
     choice("loss", loss, LOSSES)
+    _generator(generator)  # deterministic: accepted for the registry's uniform call, unused
+    check_fits(model, x, y)
     x = x.detach()
     low, high = linf_bounds(x, eps)
     width = high - low
     position = torch.where(width > 0, (x - low) / width.clamp_min(1e-12), torch.full_like(x, 0.5))
     w = torch.atanh((2 * position - 1).clamp(-(1 - 1e-6), 1 - 1e-6))
-    optimiser = _Adam(step_size)
+    optimizer = _Adam(step_size)
+    best = _BestIterate(x)
     with frozen_model(model):
-        best_x = x.clone()
-        best_wrong = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-        best_loss = torch.full((len(x),), -math.inf, device=x.device)
-        for step in tqdm(range(steps + 1), desc="tanh_linf", disable=not progress, leave=False):
+        for step in tqdm(range(steps + 1), desc="tanh_linf", disable=not flag("progress", progress),
+                         leave=False):
             w.requires_grad_(step < steps)
             x_adv = torch.maximum(torch.minimum(low + width * (torch.tanh(w) + 1) / 2, high), low)
             logits = model(x_adv)
-            if step == 0:
-                _check_labels_fit(logits, y)
             losses = attack_loss(logits, y, loss)
-            wrong = logits.argmax(1) != y
-            better = _better(wrong, losses.detach(), best_wrong, best_loss)
-            best_x = torch.where(_view_per_example(better, x), x_adv.detach(), best_x)
-            best_wrong = torch.where(better, wrong, best_wrong)
-            best_loss = torch.where(better, losses.detach(), best_loss)
+            best.offer(x_adv, logits.argmax(1) != y, losses)
             if step == steps:
                 break
             grad, = torch.autograd.grad(-losses.sum(), w)
-            w = optimiser.descent(w.detach(), grad)
-    return best_x
+            w = optimizer.descent(w.detach(), grad)
+    return best.x
 
 
 # ----------------------------------------------------------------------------- minimal-norm attacks
@@ -458,31 +545,37 @@ def _difference_gradients(logits, x, classes: torch.Tensor):
     return f, grads
 
 
-def deepfool(model, x, *, num_classes: int | None = None, overshoot: float = 0.02,
+def deepfool(model, x, y=None, *, num_classes: int | None = None, overshoot: float = 0.02,
              max_iter: int = 50, progress: bool = False):
     """DeepFool (Moosavi-Dezfooli et al. 2016), minimal L2, vectorised over batch and classes.
 
-    The label to leave is the model's clean prediction; only the ``num_classes`` classes with the
-    highest clean logits are considered (all when None). Each step costs one forward pass and
-    C − 1 backward passes, each over all examples still correctly labelled (no loop over
-    images). Returns ``(x_adv, l2_norms, success)``; x_adv = clip(x + (1 + overshoot)·r_total,
-    0, 1).
+    The label to leave is ``y``: an example the model already misclassifies is returned as it is
+    (norm 0, a success). Without ``y`` the label to leave is the model's clean prediction and
+    success means the prediction changed. Besides the label, only the ``num_classes − 1`` other
+    classes with the highest clean logits are considered (all when None). Each step costs one
+    forward pass and C − 1 backward passes, each over all examples still correctly labelled (no
+    loop over images). Returns ``(x_adv, l2_norms, success)``, success meaning x_adv is
+    misclassified; x_adv = clip(x + (1 + overshoot)·r_total, 0, 1).
     """
-    check_batch(x)
+    y = check_batch(x, y)
     overshoot = number_in("overshoot", overshoot, 0)
     max_iter = positive_int("max_iter", max_iter)
+    if num_classes is not None:
+        num_classes = positive_int("num_classes", num_classes, 2)
+    n_total = check_fits(model, x, y)
+    num_classes = n_total if num_classes is None else min(num_classes, n_total)
     x = x.detach()
     with frozen_model(model):
         with torch.no_grad():
             clean_logits = model(x)
-        n_total = clean_logits.shape[1]
-        num_classes = n_total if num_classes is None else positive_int("num_classes", num_classes, 2)
-        classes = clean_logits.argsort(1, descending=True)[:, : min(num_classes, n_total)]
-        label = classes[:, 0]
+        label = clean_logits.argmax(1) if y is None else y
+        others = clean_logits.scatter(1, label[:, None], -math.inf)
+        classes = torch.cat([label[:, None], others.argsort(1, descending=True)[:, : num_classes - 1]], 1)
         r_total = torch.zeros_like(x)
         x_adv = x.clone()
-        active = torch.ones(len(x), dtype=torch.bool, device=x.device)
-        for _ in tqdm(range(max_iter), desc="deepfool", disable=not progress, leave=False):
+        active = clean_logits.argmax(1) == label
+        for _ in tqdm(range(max_iter), desc="deepfool", disable=not flag("progress", progress),
+                      leave=False):
             idx = active.nonzero().squeeze(1)
             if idx.numel() == 0:
                 break
@@ -519,15 +612,17 @@ def carlini_wagner_l2(model, x, y, *, c_init: float = 1e-2, binary_steps: int = 
     x0 = 0 (Fu et al., Table 5); atanh's input is clamped to ±(1 − 1e-6) so pixels at 0 or 1
     stay movable (Adam rescales their tiny gradients). c starts at ``c_init`` (our choice; C&W
     used 1e-3), halves towards success and grows ×10 until the first success. Returns
-    ``(x_adv, l2_norms, success)``: the smallest successful example, x itself where none was found.
+    ``(x_adv, l2_norms, success)``: the smallest successful (misclassified) example, x itself
+    where none was found.
     """
-    check_batch(x, y)
-    c_init = number_in("c_init", c_init, 0, low_open=True)
+    y = check_batch(x, y)
+    c_init = number_in("c_init", c_init, 0, 1e9, low_open=True)
     binary_steps = positive_int("binary_steps", binary_steps)
     max_iter = positive_int("max_iter", max_iter)
     lr = number_in("lr", lr, 0, low_open=True)
     kappa = number_in("kappa", kappa, 0)
     choice("x0", x0, ("x", "zero"))
+    check_fits(model, x, y)
     x = x.detach()
     start = x if x0 == "x" else torch.zeros_like(x)
     w_start = torch.atanh((2 * start - 1).clamp(-(1 - 1e-6), 1 - 1e-6))
@@ -541,7 +636,7 @@ def carlini_wagner_l2(model, x, y, *, c_init: float = 1e-2, binary_steps: int = 
     with frozen_model(model):
         for _ in range(binary_steps):
             w = w_start.clone()
-            optimiser = _Adam(lr)
+            optimizer = _Adam(lr)
             succeeded = torch.zeros(n, dtype=torch.bool, device=x.device)
             for step in range(max_iter + 1):
                 w.requires_grad_(step < max_iter)
@@ -560,7 +655,7 @@ def carlini_wagner_l2(model, x, y, *, c_init: float = 1e-2, binary_steps: int = 
                     break
                 objective = dist + c * gap.clamp_min(-kappa)
                 grad, = torch.autograd.grad(objective.sum(), w)
-                w = optimiser.descent(w.detach(), grad)
+                w = optimizer.descent(w.detach(), grad)
                 bar.update(1)
             upper = torch.where(succeeded, torch.minimum(upper, c), upper)
             lower = torch.where(succeeded, lower, torch.maximum(lower, c))
@@ -572,163 +667,9 @@ def carlini_wagner_l2(model, x, y, *, c_init: float = 1e-2, binary_steps: int = 
 
 # ----------------------------------------------------------------------------- AutoAttack (original code)
 
-class _Flatten4d(torch.nn.Module):
-    """Shows a model of (N, *S) inputs to AutoAttack, which expects images, as (N, 1, 1, |S|)."""
-
-    def __init__(self, model, shape):
-        super().__init__()
-        self.model, self.shape = model, tuple(shape)
-
-    def forward(self, x):
-        return self.model(x.reshape(len(x), *self.shape))
-
-
-def _as_images(model, x):
-    if x.dim() == 4:
-        return model, x, lambda t: t
-    shape = x.shape[1:]
-    return _Flatten4d(model, shape), x.reshape(len(x), 1, 1, -1), lambda t: t.reshape(len(t), *shape)
-
-
-@contextlib.contextmanager
-def _private_global_rng(device: torch.device):
-    """Restore the global RNG the original code re-seeds; silence its legacy-API warnings."""
-    import warnings
-
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="size_average and reduce args")
-        yield
-
-
-def _import_autoattack():
-    """Import the original AutoAttack code, patching the one torch API it uses that was removed.
-
-    pyautoattack 0.2.0's FAB imports ``torch.autograd.gradcheck.zero_gradients`` (gone since
-    torch 1.9); we supply the old three-line function when it is missing.
-    """
-    import importlib
-
-    gradcheck = importlib.import_module("torch.autograd.gradcheck")  # the module, not the function
-    if not hasattr(gradcheck, "zero_gradients"):
-        def zero_gradients(tensor):
-            if isinstance(tensor, torch.Tensor) and tensor.grad is not None:
-                tensor.grad.detach_()
-                tensor.grad.zero_()
-        gradcheck.zero_gradients = zero_gradients
-    import autoattack
-
-    return autoattack
-
-
-AUTOATTACK_PARTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
-
-
-def autoattack(model, x, y, eps, *, norm: str = "linf", version: str = "standard",
-               attacks_to_run=None, n_classes: int | None = None, seed: int | None = None,
-               generator=None, batch_size: int = 250, progress: bool = False):
-    """AutoAttack (Croce & Hein 2020) through the original ``pyautoattack`` code.
-
-    Returns ``(x_adv, broken_by)``: ``broken_by[i]`` is ``"clean"`` when example i is misclassified
-    without attack, the name of the first attack in the cascade that broke it, or ``None`` when it
-    stayed robust. Results equal ``AutoAttack.run_standard_evaluation`` on the same seed (each
-    attack runs on the examples the previous ones left standing, exactly as there). For fewer than
-    10 classes the targeted attacks use K − 1 targets. ``seed`` defaults to a draw from
-    ``generator``; the global RNG the original code re-seeds is restored afterwards.
-    """
-    AutoAttack = _import_autoattack().AutoAttack
-
-    check_batch(x, y)
-    eps = number_in("eps", eps, 0)
-    choice("norm", norm, NORMS)
-    choice("version", version, ("standard", "plus", "rand", "custom"))
-    if version == "custom":
-        if not attacks_to_run:
-            raise ValueError(f"version='custom' needs attacks_to_run from {AUTOATTACK_PARTS}")
-        for part in attacks_to_run:
-            choice("attacks_to_run entry", part, AUTOATTACK_PARTS)
-    seed = _seed_from(_generator(generator)) if seed is None else positive_int("seed", seed, 0)
-    with frozen_model(model):
-        wrapped, images, back = _as_images(model, x.detach())
-        with torch.no_grad():
-            logits = wrapped(images)
-        _check_labels_fit(logits, y)
-        n_classes = logits.shape[1] if n_classes is None else positive_int("n_classes", n_classes, 2)
-        adversary = AutoAttack(wrapped, norm="Linf" if norm == "linf" else "L2", eps=eps, seed=seed,
-                               verbose=False, version=version, device=x.device,
-                               attacks_to_run=list(attacks_to_run or []))
-        if version == "custom":
-            adversary.attacks_to_run = list(attacks_to_run)
-        adversary.apgd_targeted.n_target_classes = min(adversary.apgd_targeted.n_target_classes, n_classes - 1)
-        adversary.fab.n_target_classes = min(adversary.fab.n_target_classes, n_classes - 1)
-        broken_by: list[str | None] = [None] * len(x)
-        robust = logits.argmax(1) == y
-        for i in (~robust).nonzero().flatten().tolist():
-            broken_by[i] = "clean"
-        x_adv = images.clone()
-        cascade = list(adversary.attacks_to_run)
-        with _private_global_rng(x.device):
-            for part in tqdm(cascade, desc="autoattack", disable=not progress, leave=False):
-                idx = robust.nonzero().flatten()
-                if idx.numel() == 0:
-                    break
-                adversary.attacks_to_run = [part]
-                out = adversary.run_standard_evaluation(images[idx], y[idx], bs=batch_size)
-                with torch.no_grad():
-                    fooled = torch.cat([wrapped(c).argmax(1) for c in out.split(batch_size)]) != y[idx]
-                x_adv[idx[fooled]] = out[fooled]
-                robust[idx[fooled]] = False
-                for i in idx[fooled].tolist():
-                    broken_by[i] = part
-        x_adv = project(back(x_adv), x, eps, norm)
-    return x_adv, broken_by
-
-
-def apgd_ce(model, x, y, eps, *, norm: str = "linf", steps: int = 100, restarts: int = 1,
-            seed: int | None = None, generator=None) -> torch.Tensor:
-    """APGD on cross-entropy (Croce & Hein 2020) through ``autoattack.autopgd_pt.APGDAttack``.
-
-    Original defaults: 100 iterations, ρ = 0.75, one restart. Examples already misclassified
-    are returned unchanged (as the original does).
-    """
-    _import_autoattack()
-    from autoattack.autopgd_pt import APGDAttack
-
-    check_batch(x, y)
-    eps = number_in("eps", eps, 0)
-    choice("norm", norm, NORMS)
-    steps = positive_int("steps", steps)
-    restarts = positive_int("restarts", restarts)
-    seed = _seed_from(_generator(generator)) if seed is None else positive_int("seed", seed, 0)
-    with frozen_model(model), _private_global_rng(x.device):
-        wrapped, images, back = _as_images(model, x.detach())
-        attack = APGDAttack(wrapped, n_iter=steps, norm="Linf" if norm == "linf" else "L2",
-                            n_restarts=restarts, eps=eps, seed=seed, loss="ce", device=x.device)
-        _, adv = attack.perturb(images, y, cheap=True)
-        return project(back(adv.detach()), x, eps, norm)
-
-
-def square(model, x, y, eps, *, norm: str = "linf", n_queries: int = 5000, p_init: float = 0.8,
-           seed: int | None = None, generator=None) -> torch.Tensor:
-    """Square Attack (Andriushchenko et al. 2020), black-box, via ``autoattack.square``.
-
-    AutoAttack's settings: margin loss, p_init = 0.8, one restart, 5000 queries by default.
-    """
-    _import_autoattack()
-    from autoattack.square import SquareAttack
-
-    check_batch(x, y)
-    eps = number_in("eps", eps, 0)
-    choice("norm", norm, NORMS)
-    n_queries = positive_int("n_queries", n_queries)
-    seed = _seed_from(_generator(generator)) if seed is None else positive_int("seed", seed, 0)
-    with frozen_model(model), _private_global_rng(x.device), torch.no_grad():
-        wrapped, images, back = _as_images(model, x.detach())
-        attack = SquareAttack(wrapped, p_init=p_init, n_queries=n_queries, eps=eps,
-                              norm="Linf" if norm == "linf" else "L2", n_restarts=1, seed=seed,
-                              verbose=False, device=x.device, resc_schedule=False)
-        adv = attack.perturb(images, y)
-        return project(back(adv.detach()), x, eps, norm)
+# The wrappers live in their own module, which imports the checks above from here: import it
+# only now that they exist (either module may be imported first).
+from lsnotes.autoattack_original import AUTOATTACK_PARTS, apgd_ce, autoattack, square  # noqa: E402, F401
 
 
 # ----------------------------------------------------------------------------- registry
@@ -744,11 +685,6 @@ class AttackSpec:
     accepts: Callable | None = None  # the function whose keyword arguments overrides may set
 
 
-def _linf_clip(result, x, eps):
-    x_adv = result[0] if isinstance(result, tuple) else result
-    return project(x_adv, x, eps, "linf")
-
-
 def _spec(name, description, fn, **defaults):
     def make(model, x, y, eps, generator=None, **overrides):
         kwargs = {**defaults, **overrides}
@@ -756,13 +692,19 @@ def _spec(name, description, fn, **defaults):
     return AttackSpec(name, description, make, defaults, fn)
 
 
-def _minimal_l2_spec(name, description, fn, needs_labels, **defaults):
+def _minimal_l2_spec(name, description, fn, **defaults):
+    """A minimal-L2 attack (no budget of its own) whose result is clipped into the L∞ ε-ball."""
     def make(model, x, y, eps, generator=None, **overrides):
-        number_in("eps", eps, 0)
-        kwargs = {**defaults, **overrides}
-        result = fn(model, x, y, **kwargs) if needs_labels else fn(model, x, **kwargs)
-        return _linf_clip(result, x, eps)
+        check_batch(x)
+        eps = _check_eps(eps, "linf", x)
+        _generator(generator)  # deterministic: accepted for the registry's uniform call, unused
+        x_adv = fn(model, x, y, **{**defaults, **overrides})[0]
+        return project(x_adv, x, eps, "linf")
     return AttackSpec(name, description, make, defaults, fn)
+
+
+def _autoattack_examples(model, x, y, eps, generator=None, **overrides):
+    return autoattack(model, x, y, eps, generator=generator, **overrides)[0]
 
 
 ATTACKS: dict[str, AttackSpec] = {spec.name: spec for spec in [
@@ -779,12 +721,11 @@ ATTACKS: dict[str, AttackSpec] = {spec.name: spec for spec in [
           odi_steps=2, steps=20, restarts=5),
     _spec("apgd_ce", "APGD-CE (original code): 100 iterations, 1 restart", apgd_ce),
     AttackSpec("autoattack", "AutoAttack standard (original code): APGD-CE, APGD-T, FAB-T, Square",
-               lambda model, x, y, eps, generator=None, **kw: autoattack(
-                   model, x, y, eps, generator=generator, **kw)[0], {}, autoattack),
+               _autoattack_examples, {}, autoattack),
     _minimal_l2_spec("deepfool", "DeepFool (L2, 10 classes, overshoot 0.02) clipped into the ε-ball",
-                     deepfool, needs_labels=False, num_classes=10),
+                     deepfool, num_classes=10),
     _minimal_l2_spec("cw_l2", "Carlini–Wagner L2 (6 binary steps × 100 Adam steps) clipped into the ε-ball",
-                     carlini_wagner_l2, needs_labels=True, binary_steps=6, max_iter=100),
+                     carlini_wagner_l2, binary_steps=6, max_iter=100),
     _spec("tanh_linf", "tanh-substitution L∞ attack: 20 Adam steps (lr 0.1) on the CW margin",
           tanh_linf, steps=20, step_size=0.1),
     _spec("square", "Square Attack (original code), 5000 queries", square),
@@ -811,6 +752,9 @@ def transfer(source_model, target_model, x, y, attack: str = "pgd20", eps: float
 
     Returns ``(x_adv, target_correct)`` with ``target_correct`` a bool tensor per example.
     """
+    choice("attack", attack, ATTACKS)
+    y = check_batch(x, y)
+    check_fits(target_model, x, y)
     x_adv = run_attack(attack, source_model, x, y, eps, generator=generator, **overrides)
     with frozen_model(target_model):
         correct = _predict(target_model, x_adv) == y

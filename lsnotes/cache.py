@@ -15,8 +15,11 @@ One folder per training configuration (named by :meth:`lsnotes.train.TrainConfig
 Every file is written to a temporary file in the same folder, fsynced and moved into place with
 ``os.replace``, so a reader sees the old file or the new one, never half of one. Reading verifies
 the checksum of the exact bytes it then deserialises (``torch.load(weights_only=True)`` only); a
-truncated, corrupted or tampered entry is reported with a warning, deleted, and treated as
-missing, so the caller retrains it.
+truncated, corrupted or tampered entry, or one that verifies but does not load, is reported with
+a :class:`CacheWarning`, deleted, and treated as missing, so the caller retrains it.
+
+Reading needs no write access: a verified entry is served from a read-only folder. Only training
+takes the lock, and a folder that cannot be written then raises :class:`CacheNotWritable`.
 """
 
 from __future__ import annotations
@@ -50,27 +53,71 @@ class CacheWarning(UserWarning):
     """Issued when a corrupted entry is found and deleted."""
 
 
+class CacheNotWritable(PermissionError):
+    """A model must be trained (or an entry repaired) but the cache folder cannot be written."""
+
+
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """``cache_dir`` if given, else ``$LSNOTES_CACHE``, else ``$XDG_CACHE_HOME/lsnotes`` (~/.cache)."""
+    """The cache folder, as an absolute path.
+
+    ``cache_dir`` if given, else ``$LSNOTES_CACHE``, else ``$XDG_CACHE_HOME/lsnotes`` (~/.cache).
+    A relative ``$LSNOTES_CACHE`` is resolved against the working directory the first time it is
+    read and written back to the environment as an absolute path, so a later ``chdir`` (a chapter
+    run from ``book/``) or a child process (a kernel, a worker) sees the same folder. A path that
+    exists but is not a folder is refused with a ``ValueError``.
+    """
     if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    if os.environ.get("LSNOTES_CACHE"):
-        return Path(os.environ["LSNOTES_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "lsnotes"
+        root = Path(cache_dir).expanduser().absolute()
+        name = "cache_dir"
+    elif os.environ.get("LSNOTES_CACHE"):
+        root = Path(os.environ["LSNOTES_CACHE"]).expanduser().absolute()
+        os.environ["LSNOTES_CACHE"] = str(root)
+        name = "LSNOTES_CACHE"
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        root = Path(base).expanduser().absolute() / "lsnotes"
+        name = "the default cache folder"
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{name} must name a folder; {root} is a file")
+    return root
 
 
 def entry_dir(key: str, cache_dir: str | os.PathLike | None = None) -> Path:
-    if not key or "/" in key or key.startswith("."):
+    if not isinstance(key, str) or not key or "/" in key or key.startswith("."):
         raise ValueError(f"key must be a plain file name; got {key!r}")
     return cache_root(cache_dir) / key
 
 
 def lock_for(key: str, cache_dir: str | os.PathLike | None = None) -> FileLock:
-    """The per-key lock; hold it while checking, training and storing one configuration."""
+    """The per-key lock; hold it while checking, training and storing one configuration.
+
+    Raises :class:`CacheNotWritable` when the cache folder cannot be created or written.
+    """
     path = entry_dir(key, cache_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return FileLock(str(path) + ".lock")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _not_writable(path.parent, err) from None
+    if not os.access(path.parent, os.W_OK):
+        raise _not_writable(path.parent, "no write permission")
+    return _CheckedLock(str(path) + ".lock")
+
+
+class _CheckedLock(FileLock):
+    """A file lock whose failure to create its lock file is a :class:`CacheNotWritable`."""
+
+    def acquire(self, *args, **kwargs):
+        try:
+            return super().acquire(*args, **kwargs)
+        except CacheNotWritable:
+            raise
+        except OSError as err:
+            raise _not_writable(Path(self.lock_file).parent, err) from None
+
+
+def _not_writable(folder: Path, reason) -> CacheNotWritable:
+    return CacheNotWritable(f"the model is not in the cache and the cache folder {folder} cannot be "
+                            f"written ({reason}); point LSNOTES_CACHE at a writable folder")
 
 
 def sha256(data: bytes) -> str:
@@ -142,11 +189,19 @@ def _read_bundle(directory: Path, manifest_name: str) -> dict[str, bytes] | None
     return contents
 
 
-def _discard(directory: Path, names: tuple[str, ...], reason: Exception) -> None:
+def _discard(directory: Path, names: tuple[str, ...], reason: Exception | str) -> None:
     warnings.warn(f"discarding cache entry {directory}: {reason}; it will be retrained",
                   CacheWarning, stacklevel=3)
     for name in names:
-        (directory / name).unlink(missing_ok=True)
+        try:
+            (directory / name).unlink(missing_ok=True)
+        except OSError:  # a read-only cache: the retrain that follows reports it
+            pass
+
+
+def discard_result(directory: Path, reason: Exception | str) -> None:
+    """Warn about and delete a finished entry that verified but cannot be used (say why)."""
+    _discard(Path(directory), (MANIFEST, WEIGHTS, RECORD), reason)
 
 
 def store_result(directory: Path, key: str, config: dict, state_dict: dict, history: list) -> None:
@@ -157,8 +212,13 @@ def store_result(directory: Path, key: str, config: dict, state_dict: dict, hist
                                     RECORD: json.dumps(record, indent=1).encode()}, MANIFEST)
 
 
-def load_result(directory: Path, key: str, config: dict) -> tuple[dict, list] | None:
-    """``(state_dict, history)`` of a verified entry for exactly this key and config, else None."""
+def load_result(directory: Path, key: str, config: dict, *,
+                discard: bool = True) -> tuple[dict, list] | None:
+    """``(state_dict, history)`` of a verified entry for exactly this key and config, else None.
+
+    A damaged entry is warned about and deleted; with ``discard=False`` (a reader that does not
+    hold the key's lock, which a writer may be replacing the entry under) it only reads as None.
+    """
     directory = Path(directory)
     try:
         contents = _read_bundle(directory, MANIFEST)
@@ -167,6 +227,9 @@ def load_result(directory: Path, key: str, config: dict) -> tuple[dict, list] | 
         if set(contents) != {WEIGHTS, RECORD}:
             raise CacheCorruption(f"manifest lists {sorted(contents)}, expected {[RECORD, WEIGHTS]}")
         record = json.loads(contents[RECORD])
+        if not isinstance(record, dict) or not isinstance(record.get("history"), list) \
+                or not all(isinstance(epoch, dict) for epoch in record["history"]):
+            raise CacheCorruption(f"{RECORD} is not a record (an object with a list of epochs)")
         if record.get("key") != key or record.get("config") != config:
             raise CacheCorruption("the stored config does not match the requested one")
         state_dict = _torch_from_bytes(contents[WEIGHTS], WEIGHTS)
@@ -175,7 +238,8 @@ def load_result(directory: Path, key: str, config: dict) -> tuple[dict, list] | 
             raise CacheCorruption(f"{WEIGHTS} is not a state_dict")
         return state_dict, record["history"]
     except (CacheCorruption, ValueError, KeyError) as err:
-        _discard(directory, (MANIFEST, WEIGHTS, RECORD), err)
+        if discard:
+            _discard(directory, (MANIFEST, WEIGHTS, RECORD), err)
         return None
 
 

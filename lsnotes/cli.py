@@ -12,18 +12,16 @@ import sys
 
 COMMAND_MODULES = ("lsnotes.train", "lsnotes.evaluate", "lsnotes.runbook", "lsnotes.zoo")
 
+#: What a user can cause and fix (a bad option, a dataset not downloaded, a read-only cache):
+#: one line on stderr and exit status 2, as argparse does for its own errors.
+USER_ERRORS = (ValueError, FileNotFoundError, PermissionError)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lsnotes", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as err:
-            if err.name == name:  # that part of the package is not written yet
-                continue
-            raise
-        module.add_cli(sub)
+        importlib.import_module(name).add_cli(sub)
     return parser
 
 
@@ -32,8 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except ValueError as err:  # bad input: one clear line, no traceback
-        print(f"lsnotes {args.command}: error: {err}", file=sys.stderr)
+    except USER_ERRORS as err:  # bad input: one clear line, no traceback
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"lsnotes {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

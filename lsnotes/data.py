@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lsnotes.checks import choice, positive_int, resolve_device
+from lsnotes.checks import choice, flag, non_negative_int, positive_int, resolve_device
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 #: The environment variable naming the data folder (for machines without a network).
@@ -299,7 +299,12 @@ def write_synthetic(name: str, root: str | os.PathLike, n_train: int, n_test: in
 
 
 def _root_of(root) -> str:
-    return str((Path(root).expanduser() if root is not None else default_root()).resolve())
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise ValueError(f"root must be a folder path or None; got {root!r}")
+    path = (Path(root).expanduser() if root is not None else default_root()).resolve()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"root must name a folder; {path} is a file")
+    return str(path)
 
 
 def _to_tensors(images: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -316,7 +321,7 @@ def load_dataset(name: str, split: str = "train", root: str | os.PathLike | None
     """
     choice("name", name, DATASETS)
     choice("split", split, SPLITS)
-    images, labels = _read_uint8(name, split, _root_of(root), bool(download))
+    images, labels = _read_uint8(name, split, _root_of(root), flag("download", download))
     expected = DATASETS[name].shape
     if tuple(images.shape[1:]) != expected:
         raise ValueError(f"dataset {name!r} images have shape {tuple(images.shape[1:])}, expected {expected}")
@@ -329,7 +334,10 @@ def load_subset(name: str, split: str, n: int | None, seed: int = 0,
     """``subset(*load_dataset(name, split), n, seed)``, converting only the chosen images."""
     choice("name", name, DATASETS)
     choice("split", split, SPLITS)
-    images, labels = _read_uint8(name, split, _root_of(root), bool(download))
+    if n is not None:
+        positive_int("n", n)
+    non_negative_int("seed", seed)
+    images, labels = _read_uint8(name, split, _root_of(root), flag("download", download))
     index = subset_indices(torch.from_numpy(np.array(labels, dtype=np.int64)), n, seed).numpy()
     return _to_tensors(images[index], labels[index])
 
@@ -340,11 +348,14 @@ def subset_indices(y: torch.Tensor, n: int | None, seed: int = 0) -> torch.Tenso
     Each class contributes ``n // K`` examples (the first ``n % K`` classes one more), drawn by a
     seeded permutation; classes with too few examples give all they have.
     """
+    _check_labels(y)
+    if n is not None:
+        positive_int("n", n)
+    seed = non_negative_int("seed", seed)
     y = y.cpu()
     if n is None or n >= len(y):
         return torch.arange(len(y))
-    n = positive_int("n", n)
-    generator = torch.Generator().manual_seed(positive_int("seed", seed, minimum=0))
+    generator = torch.Generator().manual_seed(seed)
     classes = torch.unique(y)
     per_class = [n // len(classes) + (1 if i < n % len(classes) else 0) for i in range(len(classes))]
     chosen = []
@@ -359,10 +370,25 @@ def subset_indices(y: torch.Tensor, n: int | None, seed: int = 0) -> torch.Tenso
 def subset(x: torch.Tensor, y: torch.Tensor, n: int | None, seed: int = 0
            ) -> tuple[torch.Tensor, torch.Tensor]:
     """The examples at :func:`subset_indices` (``x, y`` themselves when ``n`` is None)."""
+    _check_examples(x, y)
     if n is None or n >= len(y):
         return x, y
     index = subset_indices(y, n, seed).to(y.device)
     return x[index], y[index]
+
+
+def _check_labels(y) -> None:
+    if not isinstance(y, torch.Tensor) or y.dim() != 1 or y.is_floating_point() \
+            or y.is_complex() or y.dtype == torch.bool:
+        raise ValueError("y must be a 1-d integer tensor of class labels")
+
+
+def _check_examples(x, y) -> None:
+    if not isinstance(x, torch.Tensor) or x.dim() < 2:
+        raise ValueError(f"x must be a tensor of examples, shape (N, ...); got {type(x).__name__}")
+    _check_labels(y)
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
 
 
 class DeviceLoader:
@@ -378,18 +404,24 @@ class DeviceLoader:
                  augment: bool = False, seed: int = 0, device: str = "auto", drop_last: bool = False,
                  flip: bool = True, padding: int = 4, return_indices: bool = False,
                  generator: torch.Generator | None = None):
-        if len(x) != len(y):
-            raise ValueError(f"x and y must have the same length; got {len(x)} and {len(y)}")
+        _check_examples(x, y)
         self.batch_size = positive_int("batch_size", batch_size)
+        self.shuffle, self.augment, self.flip = (flag("shuffle", shuffle), flag("augment", augment),
+                                                 flag("flip", flip))
+        self.drop_last = flag("drop_last", drop_last)
+        self.return_indices = flag("return_indices", return_indices)
+        self.padding = non_negative_int("padding", padding)
+        if self.augment and x.dim() != 4:
+            raise ValueError(f"augment=True needs images of shape (N, C, H, W); got {tuple(x.shape)}")
+        seed = non_negative_int("seed", seed)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ValueError(f"generator must be a torch.Generator or None; got {generator!r}")
         self.device = torch.device(resolve_device(device))
         self.x = x.to(self.device)
-        self.y = y.to(self.device)
-        self.shuffle, self.augment, self.flip = bool(shuffle), bool(augment), bool(flip)
-        self.padding = positive_int("padding", padding, minimum=0)
-        self.drop_last, self.return_indices = bool(drop_last), bool(return_indices)
+        self.y = y.to(self.device).long()
         if generator is None:
             generator = torch.Generator(device=self.device)
-            generator.manual_seed(positive_int("seed", seed, minimum=0))
+            generator.manual_seed(seed)
         self.generator = generator
 
     def __len__(self) -> int:

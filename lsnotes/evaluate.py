@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from lsnotes import __version__ as lsnotes_version
 from lsnotes import attacks as attack_lib
-from lsnotes.checks import choice, number_in, positive_int
+from lsnotes.checks import choice, flag, non_negative_int, number_in, positive_int
 
 DEFAULT_ATTACKS = ("fgsm", "pgd20", "pgd_cw", "odi", "apgd_ce")
 
@@ -60,6 +60,18 @@ def _attack_batched(name, model, x, y, eps, *, seed, batch_size, overrides, prog
                                             generator=_generator_for(name, seed, first_index + start),
                                             **overrides))
     return torch.cat(pieces)
+
+
+def _check_run(model, source_model, x, y, seed, batch_size, progress):
+    """The checks a report and the diagnostics share; returns y (int64), seed and batch_size."""
+    seed = non_negative_int("seed", seed)
+    batch_size = positive_int("batch_size", batch_size)
+    flag("progress", progress)
+    y = attack_lib.check_batch(x, y)
+    attack_lib.check_fits(model, x, y)
+    if source_model is not None:
+        attack_lib.check_fits(source_model, x, y)
+    return y, seed, batch_size
 
 
 def _library_versions() -> dict:
@@ -176,18 +188,20 @@ def robustness_report(model, x, y, eps, attacks=DEFAULT_ATTACKS, *, source_model
     also has a ``transfer:<transfer_attack>`` row (examples made on the source, scored here).
     Each attack draws from its own generator seeded from ``seed`` and its name.
     """
+    if isinstance(attacks, str):
+        raise ValueError(f"attacks must be a sequence of attack names, not the string {attacks!r}")
     attacks = tuple(attacks)
     if not attacks and source_model is None:
         raise ValueError("attacks must name at least one attack from lsnotes.attacks.ATTACKS")
     for name in attacks:
         choice("attack", name, attack_lib.ATTACKS)
+    if source_model is not None:
+        choice("transfer_attack", transfer_attack, attack_lib.ATTACKS)
     overrides = dict(overrides or {})
     for name in overrides:
         choice("overrides key", name, attacks + ((transfer_attack,) if source_model is not None else ()))
-    eps = number_in("eps", eps, 0)
-    seed = positive_int("seed", seed, 0)
-    batch_size = positive_int("batch_size", batch_size)
-    attack_lib.check_batch(x, y)
+    eps = number_in("eps", eps, 0, 1)
+    y, seed, batch_size = _check_run(model, source_model, x, y, seed, batch_size, progress)
 
     report = RobustnessReport(model_name=model_name, architecture=architecture, eps=eps,
                               norm="linf", n_examples=len(x), seed=seed, device=str(x.device),
@@ -200,7 +214,6 @@ def robustness_report(model, x, y, eps, attacks=DEFAULT_ATTACKS, *, source_model
         report.robust_correct[name] = _correct(model, x_adv, y, batch_size).tolist()
         report.seconds[name] = time.perf_counter() - start
     if source_model is not None:
-        choice("transfer_attack", transfer_attack, attack_lib.ATTACKS)
         row = f"transfer:{transfer_attack}"
         start = time.perf_counter()
         x_adv = _attack_batched(transfer_attack, source_model, x, y, eps, seed=seed,
@@ -267,13 +280,16 @@ def gradient_masking_diagnostics(model, x, y, eps, *, source_model=None, large_e
         ``tolerance`` with ``restarts`` restarts or a 4× larger step (vs PGD-20), or ODI (vs PGD-CW).
     Each symptom names the numbers that triggered it; ``verdict`` summarises.
     """
-    eps = number_in("eps", eps, 0, low_open=True)
-    large_eps = number_in("large_eps", large_eps, eps, low_open=True)
+    # every argument is checked here, before the first of many attacks runs
+    eps = number_in("eps", eps, 0, 1, low_open=True)
+    large_eps = number_in("large_eps", large_eps, eps, 1, low_open=True)
     sweep_points = positive_int("sweep_points", sweep_points, 2)
+    black_box = flag("black_box", black_box)
+    square_queries = positive_int("square_queries", square_queries)
     restarts = positive_int("restarts", restarts, 2)
     tolerance = number_in("tolerance", tolerance, 0, 1)
     near_zero = number_in("near_zero", near_zero, 0, 1)
-    attack_lib.check_batch(x, y)
+    y, seed, batch_size = _check_run(model, source_model, x, y, seed, batch_size, progress)
 
     def acc(name, at_eps=eps, **overrides):
         x_adv = _attack_batched(name, model, x, y, at_eps, seed=seed, batch_size=batch_size,
@@ -352,32 +368,44 @@ def _load_model_and_data(args):
             config_dict = json.loads(args.config)
         except json.JSONDecodeError as err:
             raise ValueError(f"--config must be a JSON object: {err}") from None
+        if not isinstance(config_dict, dict):
+            raise ValueError(f"--config must be a JSON object of TrainConfig fields; got {args.config!r}")
         config = train_lib.TrainConfig.from_dict(config_dict)
     else:  # the cache keeps each entry's config in <key>/record.json
         from lsnotes import cache as cache_lib
 
-        record_path = cache_lib.entry_dir(args.config_key) / "record.json"
+        record_path = cache_lib.entry_dir(args.config_key) / cache_lib.RECORD
         if not record_path.is_file():
             raise ValueError(f"--config-key {args.config_key!r}: no cached model at {record_path}")
-        config = train_lib.TrainConfig.from_dict(json.loads(record_path.read_text())["config"])
+        try:
+            config = train_lib.TrainConfig.from_dict(json.loads(record_path.read_text())["config"])
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise ValueError(f"--config-key {args.config_key!r}: {record_path} holds no config "
+                             f"({type(err).__name__}: {err})") from None
     result = train_lib.train_or_load(config, progress=True)
     x, y = data_lib.load_dataset(config.dataset, "test")
     return config, result.model, x, y
 
 
 def _run_cli(args) -> int:
+    # every option is checked before a model is loaded (or trained, for a config not yet cached)
     attacks = tuple(a.strip() for a in args.attacks.split(",") if a.strip())
+    if not attacks:
+        raise ValueError(f"--attacks must name at least one of: {', '.join(attack_lib.ATTACKS)}")
     for name in attacks:
         choice("--attacks entry", name, attack_lib.ATTACKS)
     n = positive_int("--n", args.n)
+    eps = number_in("--eps", args.eps, 0, 1)
+    seed = non_negative_int("--seed", args.seed)
+    batch_size = positive_int("--batch-size", args.batch_size)
+    if args.out is not None and Path(args.out).is_dir():
+        raise ValueError(f"--out must name a file; {args.out} is a folder")
     config, model, x, y = _load_model_and_data(args)
     device = next(model.parameters()).device
     x, y = x[:n].to(device), y[:n].to(device)
-    report = robustness_report(model, x, y, args.eps, attacks, seed=args.seed,
-                               batch_size=args.batch_size, progress=True,
-                               model_name=getattr(config, "key", lambda: "model")(),
-                               architecture=getattr(config, "model", "unknown"),
-                               dataset=getattr(config, "dataset", "unknown"))
+    report = robustness_report(model, x, y, eps, attacks, seed=seed, batch_size=batch_size,
+                               progress=True, model_name=config.key(), architecture=config.model,
+                               dataset=config.dataset)
     print(report.table(fmt="text"))
     if args.out:
         print(f"wrote {report.save_json(args.out)}")

@@ -29,8 +29,6 @@ import yaml
 
 from . import checks
 
-#: The parameters every chapter's ``parameters`` cell defines and run-book always passes.
-STANDARD_PARAMETERS = ("profile", "seed", "device")
 KERNEL_NAME = "python3"
 #: Environment for the chapter kernels. glibc's malloc hands large freed buffers back to the OS,
 #: so every large tensor pays its page faults again; keeping freed memory (as jemalloc and
@@ -128,7 +126,6 @@ def load_chapter_notebook(chapter: Chapter):
 def defined_parameters(notebook) -> list[str]:
     """Names assigned in the notebook's cell tagged ``parameters`` (empty if it has none)."""
     from papermill.inspection import inspect_notebook
-    import nbformat
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "chapter.ipynb"

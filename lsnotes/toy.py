@@ -50,8 +50,11 @@ def _check_gamma(gamma) -> float:
 
 def _check_array(name, value, low=-math.inf, high=math.inf):
     """Validate a scalar or array elementwise with :func:`checks.number_in`; return an array."""
-    array = np.asarray(value, dtype=float) if not isinstance(value, np.ndarray) else value
-    if array.dtype.kind not in "fiu" or array.dtype == bool:
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):  # ragged nesting
+        raise ValueError(f"{name} must be a number or an array of numbers; got {value!r}") from None
+    if array.dtype.kind not in "fiu":  # not bools, strings or objects
         raise ValueError(f"{name} must be a number or an array of numbers; got {value!r}")
     array = np.asarray(array, dtype=float)
     bad = ~np.isfinite(array) | (array < low) | (array > high)
@@ -70,6 +73,23 @@ def _check_alpha(alpha):
 
 def _check_bias(b):
     return _check_array("b", b)
+
+
+def _check_sample(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """A non-empty sample: finite points x and labels y in {−1, +1} of the same length."""
+    x = _check_array("x", x)
+    try:
+        y = np.asarray(y)
+    except (TypeError, ValueError):
+        raise ValueError(f"y must be an array of labels -1 or +1; got {y!r}") from None
+    if x.ndim != 1 or x.size == 0:
+        raise ValueError(f"x must be a non-empty 1-d array of points; got shape {x.shape}")
+    if y.shape != x.shape:
+        raise ValueError(f"y must have x's shape {x.shape}; got {y.shape}")
+    if y.dtype.kind not in "iuf" or y.dtype == bool or not np.isin(y, (-1, 1)).all():
+        raise ValueError("y must hold labels -1 or +1 (not 0/1: the toy's classes are ±1); "
+                         f"got values {np.unique(y)[:5].tolist()}")
+    return x, y.astype(int)
 
 
 def _scalar_or_array(array):
@@ -131,7 +151,7 @@ def _integral(label, kind, b, low=-np.inf, high=np.inf):
 def class_density(x, label):
     """Density of ``X | Y = label`` at ``x`` (label ±1)."""
     checks.choice("label", label, (-1, +1))
-    x = np.asarray(x, dtype=float)
+    x = _check_array("x", x)
     if label == +1:
         return np.clip(1.0 - np.abs(x), 0.0, None)
     return np.where((x >= -1.0) & (x <= 0.0), 2.0 * (1.0 + x), 0.0)
@@ -140,13 +160,13 @@ def class_density(x, label):
 def survival(s, label):
     """``P(X > s | Y = label)``, exact piecewise polynomial valid for every real s."""
     checks.choice("label", label, (-1, +1))
-    return _integral(label, "one", 0.0, low=s)
+    return _integral(label, "one", 0.0, low=_check_array("s", s))
 
 
 def cdf(s, label):
     """``P(X < s | Y = label)``."""
     checks.choice("label", label, (-1, +1))
-    return _integral(label, "one", 0.0, high=s)
+    return _integral(label, "one", 0.0, high=_check_array("s", s))
 
 
 # ----------------------------------------------------------------------------- accuracy
@@ -167,7 +187,7 @@ def accuracy(b, eps=0.0, gamma=DEFAULT_GAMMA):
 def posterior(x, gamma=DEFAULT_GAMMA):
     """``P(Y = +1 | X = x)`` (NaN outside the support [−1, 1])."""
     gamma = _check_gamma(gamma)
-    x = np.asarray(x, dtype=float)
+    x = _check_array("x", x)
     plus = gamma * class_density(x, +1)
     minus = (1 - gamma) * class_density(x, -1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -370,6 +390,8 @@ def sample(n, gamma=DEFAULT_GAMMA, generator=None):
     """
     n = checks.positive_int("n", n)
     gamma = _check_gamma(gamma)
+    if generator is not None and not isinstance(generator, np.random.Generator):
+        generator = checks.non_negative_int("generator", generator)
     rng = np.random.default_rng(generator)
     y = np.where(rng.random(n) < gamma, 1, -1)
     x = np.where(y == 1, rng.triangular(-1.0, 0.0, 1.0, n), rng.triangular(-1.0, 0.0, 0.0, n))
@@ -378,7 +400,7 @@ def sample(n, gamma=DEFAULT_GAMMA, generator=None):
 
 def predict(x, b):
     """The model's label: +1 iff ``x + b > 0``."""
-    return np.where(np.asarray(x) + b > 0, 1, -1)
+    return np.where(_check_array("x", x) + _check_bias(b) > 0, 1, -1)
 
 
 def attack(x, y, b, eps):
@@ -388,13 +410,16 @@ def attack(x, y, b, eps):
     +1, x + ε otherwise) and flips iff its margin ``y (x + b)`` is at most ε; a misclassified
     point is pushed further away (moving it towards the boundary could only rescue it).
     """
+    x, y = _check_sample(x, y)
+    _check_bias(b)
     eps = float(_check_eps(eps))
-    return np.asarray(x, dtype=float) - eps * np.asarray(y)
+    return x - eps * y
 
 
 def empirical_accuracy(x, y, b, eps=0.0):
-    """Fraction of sampled points whose attacked copy is still classified correctly."""
-    return float(np.mean(predict(attack(x, y, b, eps), b) == np.asarray(y)))
+    """Fraction of sampled points (labels ±1) whose attacked copy is still classified correctly."""
+    x, y = _check_sample(x, y)
+    return float(np.mean(predict(attack(x, y, b, eps), b) == y))
 
 
 # ----------------------------------------------------------------------------- learning
@@ -413,6 +438,8 @@ def fit_bias(x, y, method="als", alpha=0.0, *, steps=200, learning_rate=None, in
 
     from . import losses
 
+    x, y = _check_sample(x, y)
+    checks.choice("method", method, losses.METHODS)
     steps = checks.positive_int("steps", steps)
     alpha = float(_check_alpha(alpha))
     curvature_bound = 0.25 + 1.5 * alpha
@@ -420,10 +447,10 @@ def fit_bias(x, y, method="als", alpha=0.0, *, steps=200, learning_rate=None, in
         learning_rate = 1.8 / curvature_bound
     learning_rate = checks.number_in("learning_rate", learning_rate, 0.0, 2.0 / curvature_bound,
                                      low_open=True, high_open=True)
-    initial_bias = float(_check_bias(initial_bias))
+    initial_bias = checks.number_in("initial_bias", initial_bias)
     tolerance = checks.number_in("tolerance", tolerance, 0.0, 1.0, low_open=True)
-    x = torch.as_tensor(np.asarray(x, dtype=float))
-    labels = torch.as_tensor(np.asarray(y) == 1).long()
+    x = torch.as_tensor(x)
+    labels = torch.as_tensor(y == 1).long()
     zeros = torch.zeros_like(x)
     b = torch.tensor(initial_bias, dtype=x.dtype, requires_grad=True)
     for _ in range(steps):

@@ -40,7 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lsnotes import cache
-from lsnotes.checks import DEVICES, choice, number_in, positive_int, resolve_device
+from lsnotes.checks import (check_device, choice, flag, non_negative_int, number_in, positive_int,
+                            resolve_device)
 from lsnotes.attacks import maximise_in_ball
 from lsnotes.data import DATASETS, DeviceLoader, load_subset
 from lsnotes.losses import METHODS, loss_function
@@ -117,8 +118,8 @@ class TrainConfig:
         for name in ("train_size", "test_size"):
             if getattr(self, name) is not None:
                 put(name, positive_int(name, getattr(self, name), minimum=DATASETS[self.dataset].num_classes))
-        put("seed", positive_int("seed", self.seed, minimum=0))
-        choice("device", str(self.device).split(":")[0], DEVICES)
+        put("seed", non_negative_int("seed", self.seed))
+        check_device(self.device)
         choice("compile", self.compile, (False, True))
         choice("augment", self.augment, (None, False, True))
 
@@ -191,7 +192,7 @@ def _cross_entropy_objective(labels):
 # ------------------------------------------------------------------------------ schedule
 
 def scheduled_lr(schedule: str, base_lr: float, step: int, total_steps: int) -> float:
-    """The learning rate at optimiser step ``step`` (0-based) of ``total_steps``."""
+    """The learning rate at optimizer step ``step`` (0-based) of ``total_steps``."""
     t = step / max(total_steps, 1)
     if schedule == "constant":
         return base_lr
@@ -237,7 +238,13 @@ class _Trainer:
             self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr,
                                               weight_decay=config.weight_decay)
         self.attack_generator = torch.Generator(device=self.device).manual_seed(config.seed + 1)
-        self.loss = loss_function(config.method, config.alpha, config.temperature)
+        # The first step of a run checks its logits and labels fully (one host sync); the labels
+        # are checked here once, so every later step runs without a device-to-host sync.
+        _check_labels(self.loader.y, info.num_classes, config.dataset)
+        self.checked_loss = loss_function(config.method, config.alpha, config.temperature)
+        self.fast_loss = loss_function(config.method, config.alpha, config.temperature,
+                                       check_values=False)
+        self.loss = self.checked_loss
         self.soft_labels = None
         if config.adversarial in ("sglr", "trades_sglr"):
             self.soft_labels = F.one_hot(self.loader.y, info.num_classes).float()
@@ -344,41 +351,83 @@ class _Trainer:
             correct += (logits.detach().argmax(1) == y).sum()
             seen += len(y)
             step += 1
+            self.loss = self.fast_loss
             bar.update(1)
-        return {"epoch": epoch, "loss": loss_sum.item() / seen, "train_acc": correct.item() / seen,
+        mean_loss = loss_sum.item() / seen
+        if not math.isfinite(mean_loss):  # what the per-step finiteness check used to catch
+            raise ValueError(f"training diverged: the mean loss of epoch {epoch} is {mean_loss} "
+                             f"(lr={self.config.lr}); lower lr")
+        return {"epoch": epoch, "loss": mean_loss, "train_acc": correct.item() / seen,
                 "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
+
+
+def _check_labels(y: torch.Tensor, num_classes: int, dataset: str) -> None:
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"dataset {dataset!r} holds labels outside [0, {num_classes - 1}]")
+
+
+def _check_eval_inputs(model, x, y, batch_size) -> int:
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    from lsnotes.attacks import check_batch
+
+    check_batch(x, y)
+    return positive_int("batch_size", batch_size)
+
+
+def _check_labels_fit(model, x, y, device) -> None:
+    """Refuse labels the model has no output for (one forward pass of one example)."""
+    with torch.no_grad():
+        n_classes = model(x[:1].to(device)).shape[1]
+    if int(y.max()) >= n_classes:
+        raise ValueError(f"y holds class {int(y.max())} but the model has {n_classes} outputs")
 
 
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
-    """Clean accuracy of ``model`` (evaluation mode) on ``(x, y)``."""
+    """Clean accuracy of ``model`` (evaluation mode) on ``(x, y)``; its mode is restored."""
+    batch_size = _check_eval_inputs(model, x, y, batch_size)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     correct = 0
-    for start in range(0, len(y), batch_size):
-        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
-        correct += int((model(xb).argmax(1) == yb).sum())
-    model.train(was_training)
-    return correct / max(len(y), 1)
+    try:
+        _check_labels_fit(model, x, y, device)
+        for start in range(0, len(y), batch_size):
+            xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
+            correct += int((model(xb).argmax(1) == yb).sum())
+    finally:
+        model.train(was_training)
+    return correct / len(y)
 
 
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 10,
                     seed: int = 0, batch_size: int = 500) -> float:
-    """Accuracy under a 10-step L∞ PGD (step ε/4, random start): a quick training-time monitor."""
+    """Accuracy under a 10-step L∞ PGD (step ε/4, random start): a quick training-time monitor.
+
+    The model runs in evaluation mode; its mode is restored.
+    """
+    batch_size = _check_eval_inputs(model, x, y, batch_size)
+    eps = number_in("eps", eps, 0.0, 1.0)
+    steps = positive_int("steps", steps)
+    seed = non_negative_int("seed", seed)
     device = next(model.parameters()).device
     generator = torch.Generator(device=device).manual_seed(seed)
     was_training = model.training
     model.eval()
     correct = 0
-    for start in range(0, len(y), batch_size):
-        xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
-        x_adv = adversarial_examples(model, xb, _cross_entropy_objective(yb), eps, steps, eps / 4,
-                                     True, generator)
-        with torch.no_grad():
-            correct += int((model(x_adv).argmax(1) == yb).sum())
-    model.train(was_training)
-    return correct / max(len(y), 1)
+    try:
+        _check_labels_fit(model, x, y, device)
+        for start in range(0, len(y), batch_size):
+            xb = x[start:start + batch_size].to(device)
+            yb = y[start:start + batch_size].to(device).long()
+            x_adv = adversarial_examples(model, xb, _cross_entropy_objective(yb), eps, steps,
+                                         eps / 4, True, generator)
+            with torch.no_grad():
+                correct += int((model(x_adv).argmax(1) == yb).sum())
+    finally:
+        model.train(was_training)
+    return correct / len(y)
 
 
 class DirectoryCheckpoints:
@@ -465,8 +514,10 @@ def train_or_load(config: TrainConfig, progress: bool = True, cache_dir: str | P
                   eval_robust: bool = False, keep_best: bool = False) -> TrainResult:
     """The trained model for ``config``: from the cache if a verified entry exists, else trained.
 
-    A per-key file lock makes concurrent callers train once: the first trains (resuming from its
-    last epoch checkpoint if an earlier run was interrupted) and stores, the others wait and load.
+    A verified entry is served without taking a lock, so a read-only cache folder works. Training
+    takes a per-key file lock, so concurrent callers train once: the first trains (resuming from
+    its last epoch checkpoint if an earlier run was interrupted) and stores, the others wait and
+    load. A cache that must be written but cannot raises :class:`lsnotes.cache.CacheNotWritable`.
     ``eval_robust`` asks for the per-epoch robust accuracy in the history (see :func:`train`); a
     cached entry recorded without it is trained again with it (the weights come out the same).
     With ``eval_robust`` the best epoch's weights are stored beside the final ones
@@ -474,12 +525,26 @@ def train_or_load(config: TrainConfig, progress: bool = True, cache_dir: str | P
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig; got {type(config).__name__}")
+    progress = flag("progress", progress)
+    eval_robust = flag("eval_robust", eval_robust)
+    if on_epoch_end is not None and not callable(on_epoch_end):
+        raise ValueError(f"on_epoch_end must be a function or None; got {on_epoch_end!r}")
+
     key = config.key()
     directory = cache.entry_dir(key, cache_dir)
+
+    def usable(stored: TrainResult | None) -> bool:
+        return (stored is not None
+                and not (eval_robust and any("robust_acc" not in r for r in stored.history))
+                and not (keep_best and cache.load_best(directory, key) is None))
+
+    # Without the lock a writer may be replacing the entry: a failed read here discards nothing.
+    stored = load_trained(config, cache_dir, discard=False)
+    if usable(stored):
+        return stored
     with cache.lock_for(key, cache_dir):
         stored = load_trained(config, cache_dir)
-        if stored is not None and not (eval_robust and any("robust_acc" not in r for r in stored.history)) \
-                and not (keep_best and cache.load_best(directory, key) is None):
+        if usable(stored):
             return stored
         result = train(config, progress=progress, eval_robust=eval_robust or keep_best,
                        checkpoint_dir=directory, on_epoch_end=on_epoch_end)
@@ -491,19 +556,31 @@ def train_or_load(config: TrainConfig, progress: bool = True, cache_dir: str | P
         return result
 
 
-def load_trained(config: TrainConfig, cache_dir: str | Path | None = None) -> TrainResult | None:
+def load_trained(config: TrainConfig, cache_dir: str | Path | None = None, *,
+                 discard: bool = True) -> TrainResult | None:
     """The cached model for ``config`` if a verified entry exists, else None; never trains.
 
-    (A damaged entry is reported, removed, and reads as missing.)
+    A damaged entry, or one that verifies but does not load into the model (weights of another
+    shape), is reported with a :class:`lsnotes.cache.CacheWarning`, removed, and reads as missing;
+    ``discard=False`` leaves it in place (for a reader that does not hold the key's lock).
     """
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig; got {type(config).__name__}")
     key = config.key()
     directory = cache.entry_dir(key, cache_dir)
-    stored = cache.load_result(directory, key, config.identity())
+    stored = cache.load_result(directory, key, config.identity(), discard=flag("discard", discard))
     if stored is None:
         return None
     state_dict, history = stored
     model = _empty_model(config)
-    model.load_state_dict(state_dict)
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as err:  # missing, unexpected or differently shaped tensors
+        if discard:
+            reason = str(err).strip().splitlines()
+            cache.discard_result(directory, f"its weights do not fit a {config.model!r} model "
+                                            f"({reason[0]} {reason[1].strip() if len(reason) > 1 else ''})")
+        return None
     model.to(resolve_device(config.device)).eval()
     return TrainResult(model, history, key=key, from_cache=True, path=directory)
 

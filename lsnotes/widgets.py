@@ -13,9 +13,7 @@ from typing import Callable, Mapping
 
 from matplotlib.figure import Figure
 
-from . import plots
-
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+from . import checks, plots
 
 
 class InteractiveFigure:
@@ -30,8 +28,14 @@ class InteractiveFigure:
                  caption: str = ""):
         import ipywidgets as w
 
-        if not controls:
-            raise ValueError("controls must name at least one slider")
+        if not callable(draw):
+            raise ValueError(f"draw must be a function draw(fig, **values); got {draw!r}")
+        if not isinstance(controls, Mapping) or not controls:
+            raise ValueError("controls must map names to at least one slider")
+        if not isinstance(static, Figure):
+            raise ValueError(f"static must be a matplotlib Figure; got {type(static).__name__}")
+        width = checks.number_in("width", width, 0, 100, low_open=True)
+        height = checks.number_in("height", height, 0, 100, low_open=True)
         self.draw = draw
         self.controls = dict(controls)
         self.caption = caption
@@ -97,10 +101,10 @@ def snapping_slider(description: str, grid, value=None, readout_format: str = ".
     """A slider that only takes values from ``grid`` (e.g. the α values models were trained at)."""
     import ipywidgets as w
 
-    grid = [float(g) for g in grid]
+    grid = [checks.number_in("grid entry", g) for g in grid]
     if not grid:
         raise ValueError("grid must hold at least one value")
-    value = grid[0] if value is None else float(value)
+    value = grid[0] if value is None else checks.number_in("value", value)
     if value not in grid:
         raise ValueError(f"value must be one of the grid values {grid}; got {value!r}")
     return w.SelectionSlider(options=[(format(g, readout_format), g) for g in grid], value=value,
@@ -110,5 +114,9 @@ def snapping_slider(description: str, grid, value=None, readout_format: str = ".
 def float_slider(description: str, low: float, high: float, step: float, value: float):
     import ipywidgets as w
 
+    low = checks.number_in("low", low)
+    high = checks.number_in("high", high, low, low_open=True)
+    step = checks.number_in("step", step, 0, low_open=True)
+    value = checks.number_in("value", value, low, high)
     return w.FloatSlider(min=low, max=high, step=step, value=value, description=description,
                          continuous_update=False, readout_format=".3g")

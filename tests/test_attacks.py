@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import inspect
+import math
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from hypothesis import given, settings, strategies as st
 from torch import nn
 
 from lsnotes import attacks
-from tiny_models import N_CLASSES, blobs
+from tiny_models import N_CLASSES, blobs, trained_linear
 
 
 # settings that keep every registered attack well under a second on a tiny model
@@ -28,7 +30,6 @@ CHEAP = {
 }
 
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +104,105 @@ def test_pgd_stays_in_the_ball_for_any_settings(eps, steps, n, norm, loss, seed,
     (lambda m, x, y: attacks.carlini_wagner_l2(m, x, y, x0="one"), "x0"),
     (lambda m, x, y: attacks.deepfool(m, x, max_iter=0), "max_iter"),
     (lambda m, x, y: attacks.autoattack(m, x, y, 0.1, version="custom"), "attacks_to_run"),
+    # budgets: infinite, NaN, beyond the pixel box
+    (lambda m, x, y: attacks.pgd(m, x, y, math.inf, norm="l2"), "eps"),
+    (lambda m, x, y: attacks.pgd(m, x, y, math.nan), "eps"),
+    (lambda m, x, y: attacks.pgd(m, x, y, 5.0), "eps must be a finite number in [0.0, 1.0]"),
+    (lambda m, x, y: attacks.pgd(m, x, y, 7.0, norm="l2"), r"eps must be a finite number in [0.0, 6.0]"),
+    (lambda m, x, y: attacks.pgd(m, x, y, 0.1, step_size=math.inf), "step_size"),
+    (lambda m, x, y: attacks.square(m, x, y, 0.1, p_init=math.nan), "p_init"),
+    (lambda m, x, y: attacks.square(m, x, y, 0.1, p_init=0.0), "p_init"),
+    (lambda m, x, y: attacks.apgd_ce(m, x, y, 0.1, seed=-1), "seed"),
+    # labels and targets beyond the model's classes, or not labels at all
+    (lambda m, x, y: attacks.pgd(m, x, y.clamp(max=N_CLASSES - 1) + 1, 0.1), "y holds class 10"),
+    (lambda m, x, y: attacks.deepfool(m, x, y + N_CLASSES), "y holds class"),
+    (lambda m, x, y: attacks.carlini_wagner_l2(m, x, y + N_CLASSES), "y holds class"),
+    (lambda m, x, y: attacks.square(m, x, y + N_CLASSES, 0.1), "y holds class"),
+    (lambda m, x, y: attacks.pgd(m, x, y, 0.1, target=(y + 1) % N_CLASSES + N_CLASSES), "target holds class"),
+    (lambda m, x, y: attacks.pgd(m, x, y, 0.1, target=y), "target must differ from y"),
+    (lambda m, x, y: attacks.pgd(m, x, y, 0.1, target=(y + 1).float()), "target must be an integer"),
+    (lambda m, x, y: attacks.pgd(m, x, y.bool(), 0.1), "y must be an integer"),
+    (lambda m, x, y: attacks.pgd(m, x, y - 1, 0.1), "y must hold class indices >= 0"),
+    # images of another dtype or shape than the model takes, empty batches
+    (lambda m, x, y: attacks.pgd(m, x.double(), y, 0.1), "x must have the model's dtype torch.float32"),
+    (lambda m, x, y: attacks.run_attack("odi", m, x.double(), y, 0.1), "dtype"),
+    (lambda m, x, y: attacks.pgd(m, x[:, :, :5], y, 0.1), "does not fit the model"),
+    (lambda m, x, y: attacks.deepfool(m, x[:, :, :5]), "does not fit the model"),
+    (lambda m, x, y: attacks.autoattack(m, x[:, :, :5], y, 0.1), "does not fit the model"),
+    (lambda m, x, y: attacks.pgd(m, x[:0], y[:0], 0.1), "N >= 1"),
+    (lambda m, x, y: attacks.pgd(m, x.flatten(), y, 0.1), "shape"),
+    (lambda m, x, y: attacks.pgd(m, x.half(), y, 0.1), "dtype"),
+    (lambda m, x, y: attacks.pgd(lambda t: t, x, y, 0.1), "model must be a torch.nn.Module"),
+    (lambda m, x, y: attacks.maximise_in_ball(m, x, lambda z: z.sum(), 0.1, 1, 0.1, True, "seed"),
+     "generator"),
+    (lambda m, x, y: attacks.maximise_in_ball(m, x, lambda z: z.sum(), math.inf, 1, 0.1, True, None),
+     "eps"),
 ])
 def test_bad_arguments_raise_clear_errors(call, message, linear, data):
     x, y = data
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
         call(linear, x, y)
+
+
+@pytest.fixture(scope="module")
+def half_trained():
+    """A linear model stopped early: it gets 7 of the 24 test blobs wrong."""
+    return trained_linear(steps=5)
+
+
+def _call_with_registered_settings(name, model, x, y, eps):
+    """The registered function itself (not the registry's clipped wrapper), with the registered
+    settings made cheap: its full result, success flags included where it returns them."""
+    spec = attacks.ATTACKS[name]
+    fn = spec.accepts
+    parameters = inspect.signature(fn).parameters
+    kwargs = {**spec.defaults, **CHEAP.get(name, {})}
+    if "generator" in parameters:
+        kwargs["generator"] = torch.Generator().manual_seed(1)
+    args = (model, x, y, eps) if "eps" in parameters else (model, x, y)
+    return fn(*args, **kwargs)
+
+
+def success_flags(name, result):
+    """(x_adv, flags) for attacks that report success, (x_adv, None) for those that do not."""
+    if name == "autoattack":
+        x_adv, broken_by = result
+        return x_adv, torch.tensor([b is not None for b in broken_by])
+    if isinstance(result, tuple):            # DeepFool, C&W: (x_adv, norms, success)
+        return result[0], result[2]
+    return result, None
+
+
+@pytest.mark.parametrize("name", sorted(attacks.ATTACKS))
+def test_success_means_misclassified_with_respect_to_y(name, half_trained, data):
+    x, y = data
+    clean_wrong = half_trained(x).argmax(1) != y
+    assert 0 < clean_wrong.sum() < len(y)    # the model gets some examples wrong, not all
+    result = _call_with_registered_settings(name, half_trained, x, y, 0.1)
+    x_adv, flags = success_flags(name, result)
+    misclassified = half_trained(x_adv).argmax(1) != y
+    if flags is not None:
+        assert torch.equal(flags, misclassified), (flags, misclassified)
+        assert flags[clean_wrong].all()      # already wrong: nothing to do, and a success
+    if name == "deepfool":                   # those examples come back untouched
+        assert torch.equal(x_adv[clean_wrong], x[clean_wrong])
+
+
+def test_deepfool_without_labels_leaves_the_clean_prediction(half_trained, data):
+    x, y = data
+    prediction = half_trained(x).argmax(1)
+    x_adv, _, success = attacks.deepfool(half_trained, x)      # the form classic_attacks uses
+    assert torch.equal(success, half_trained(x_adv).argmax(1) != prediction)
+    with_labels = attacks.deepfool(half_trained, x, prediction)
+    assert torch.equal(x_adv, with_labels[0]) and torch.equal(success, with_labels[2])
+
+
+@pytest.mark.parametrize("name", sorted(attacks.ATTACKS))
+def test_int32_labels_give_the_same_result_as_int64(name, linear, data):
+    x, y = data
+    runs = [attacks.run_attack(name, linear, x, labels, 0.05, generator=torch.Generator().manual_seed(1),
+                               **CHEAP.get(name, {})) for labels in (y, y.int())]
+    assert torch.equal(runs[0], runs[1])
 
 
 def reference_pgd(model, x, y, eps, steps, step_size):
@@ -227,7 +322,7 @@ def binary_case():
 def test_deepfool_finds_the_exact_distance_on_a_linear_model():
     model, x, y, exact = binary_case()
     overshoot = 0.02
-    x_adv, norms, success = attacks.deepfool(model, x, overshoot=overshoot)
+    x_adv, norms, success = attacks.deepfool(model, x, y, overshoot=overshoot)
     assert success.all()
     # one step lands on the hyperplane (+1e-4 in the numerator); the overshoot scales it
     expected = (1 + overshoot) * (exact + 1e-4 / model.layer.weight.norm())

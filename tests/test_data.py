@@ -168,3 +168,23 @@ def test_device_loader_rejects_bad_input():
         data.DeviceLoader(torch.rand(3, 1, 2, 2), torch.arange(4), 2, device="cpu")
     with pytest.raises(ValueError, match="batch_size"):
         data.DeviceLoader(torch.rand(3, 1, 2, 2), torch.arange(3), 0, device="cpu")
+    for kwargs, name in [({"device": "cpu:abc"}, "device"), ({"shuffle": "yes"}, "shuffle"),
+                         ({"padding": -1}, "padding"), ({"seed": -1}, "seed"),
+                         ({"generator": 3}, "generator")]:
+        with pytest.raises(ValueError, match=f"^{name} "):
+            data.DeviceLoader(torch.rand(3, 1, 2, 2), torch.arange(3), 2, **{"device": "cpu", **kwargs})
+    with pytest.raises(ValueError, match="^y must be a 1-d integer"):
+        data.DeviceLoader(torch.rand(3, 1, 2, 2), torch.arange(3).float(), 2, device="cpu")
+
+
+def test_int32_labels_become_int64():
+    loader = data.DeviceLoader(torch.rand(4, 1, 2, 2), torch.arange(4, dtype=torch.int32), 2, device="cpu")
+    assert all(y.dtype == torch.int64 for _, y in loader)
+    assert torch.equal(data.subset_indices(torch.arange(20).int() % 4, 8, 1),
+                       data.subset_indices(torch.arange(20) % 4, 8, 1))
+
+
+def test_a_root_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="^root must name a folder"):
+        data.load_dataset("mnist", root=tmp_path / "file")

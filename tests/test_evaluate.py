@@ -11,7 +11,6 @@ from torch import nn
 from lsnotes import attacks, evaluate
 from tiny_models import blobs, trained_linear
 
-pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class Quantised(nn.Module):
@@ -112,7 +111,34 @@ def test_diagnostics_name_the_symptoms_of_a_quantised_model(linear, data):
     assert diagnostics.verdict.startswith("gradient-masking symptoms")
     square_symptom = next(s for s in diagnostics.symptoms if s.name.startswith("black-box"))
     assert square_symptom.numbers["square"] < square_symptom.numbers["white_box"]
-    assert json.dumps(diagnostics.to_dict())
+    stored = diagnostics.to_dict()
+    assert json.loads(json.dumps(stored)) == stored    # plain JSON: nothing lost on the way
+    assert stored["verdict"] == diagnostics.verdict
+    assert [s["triggered"] for s in stored["symptoms"]] == [s.triggered for s in diagnostics.symptoms]
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(square_queries=0), "square_queries"), (dict(seed=-1), "seed"), (dict(batch_size=0), "batch_size"),
+    (dict(black_box="yes"), "black_box"), (dict(eps=1.5), "eps"), (dict(large_eps=2.0), "large_eps"),
+])
+def test_diagnostics_refuse_bad_settings_before_any_attack_runs(kwargs, name, linear, data, monkeypatch):
+    x, y = data
+    ran = []
+    monkeypatch.setattr(evaluate, "_attack_batched", lambda name, *a, **k: ran.append(name))
+    args = {"eps": 0.1, **kwargs}
+    with pytest.raises(ValueError, match=f"^{name} "):
+        evaluate.gradient_masking_diagnostics(linear, x, y, args.pop("eps"), **args)
+    assert ran == []
+
+
+def test_report_refuses_labels_and_images_the_model_cannot_take(linear, data):
+    x, y = data
+    with pytest.raises(ValueError, match="^y holds class 10"):
+        evaluate.robustness_report(linear, x, torch.full_like(y, 10), 0.1, ("fgsm",))
+    with pytest.raises(ValueError, match="^x must have the model's dtype"):
+        evaluate.robustness_report(linear, x.double(), y, 0.1, ("fgsm",))
+    int32 = evaluate.robustness_report(linear, x, y.int(), 0.1, ("fgsm",))
+    assert int32.robust_correct == evaluate.robustness_report(linear, x, y, 0.1, ("fgsm",)).robust_correct
 
 
 def fake_training(monkeypatch, model, x, y):
@@ -173,3 +199,36 @@ def test_cli_attack_rejects_unknown_attack(linear, data, monkeypatch, capsys):
     fake_training(monkeypatch, linear, *data)
     assert cli.main(["attack", "--config", "{}", "--attacks", "pgd7"]) == 2
     assert "pgd7" in capsys.readouterr().err
+
+
+TINY_CONFIG = {"model": "linear", "train_size": 100, "test_size": 50, "epochs": 1, "device": "cpu"}
+
+
+@pytest.mark.parametrize("option, message", [
+    (["--eps", "-1"], "--eps"), (["--eps", "5"], "--eps must be a finite number in [0, 1]"),
+    (["--eps", "nan"], "--eps"), (["--seed", "-1"], "--seed"), (["--batch-size", "0"], "--batch-size"),
+    (["--n", "0"], "--n"), (["--attacks", ","], "--attacks"), (["--attacks", "pgd7"], "pgd7"),
+])
+def test_cli_attack_refuses_bad_options_before_training_anything(option, message, tmp_path,
+                                                                  monkeypatch, capsys):
+    from lsnotes import cli
+
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir()
+    monkeypatch.setenv("LSNOTES_CACHE", str(cache_dir))
+    code = cli.main(["attack", "--config", json.dumps(TINY_CONFIG), *option])
+    error = capsys.readouterr().err
+    assert code == 2 and error.startswith("lsnotes attack: error: ") and error.count("\n") == 1
+    assert message in error
+    assert list(cache_dir.iterdir()) == []              # nothing trained, nothing cached
+
+
+def test_cli_attack_names_a_missing_dataset_in_one_line(tmp_path, monkeypatch, capsys):
+    from lsnotes import cli
+
+    monkeypatch.setenv("LSNOTES_DATA", str(tmp_path))
+    monkeypatch.setenv("LSNOTES_CACHE", str(tmp_path / "cache"))
+    code = cli.main(["attack", "--config", json.dumps({**TINY_CONFIG, "dataset": "mnist"})])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1
+    assert error.startswith("lsnotes attack: error: dataset 'mnist' (train) is not under")

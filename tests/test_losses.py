@@ -214,6 +214,20 @@ BAD_CALLS = [
     ("num_classes", lambda z, y: L.equilibrium_margin(0.1, 1)),
     ("convention", lambda z, y: L.equilibrium_margin(0.1, 10, "k")),
     ("alpha", lambda z, y: L.equilibrium_margin(2.0, 10)),
+    # an empty batch has no mean (it used to come back as NaN), whichever entry point
+    ("empty batch", lambda z, y: L.smoothed_cross_entropy(z[:0], y[:0], "sls", 0.1)),
+    ("empty batch", lambda z, y: L.penalty_loss(z[:0], y[:0], "als", 0.1, reduction="none")),
+    ("empty batch", lambda z, y: L.loss_function("ce")(z[:0], y[:0])),
+    ("empty batch", lambda z, y: L.loss_function("ce", check_values=False)(z[:0], y[:0])),
+    ("alpha", lambda z, y: L.loss_function("sls", float("inf"))),
+    ("temperature", lambda z, y: L.loss_function("bls", 0.1, temperature=float("inf"))),
+    ("check_values", lambda z, y: L.loss_function("sls", 0.1, check_values="no")),
+    # the trainer's unchecked loss still checks what costs no host synchronisation
+    ("labels", lambda z, y: L.loss_function("sls", 0.1, check_values=False)(z, y.float())),
+    ("logits", lambda z, y: L.loss_function("sls", 0.1, check_values=False)(z[0], y)),
+    # a direct call checks values in full
+    ("logits", lambda z, y: L.loss_function("sls", 0.1)(z * float("nan"), y)),
+    ("labels", lambda z, y: L.loss_function("sls", 0.1)(z, y + 10)),
 ]
 
 
@@ -222,3 +236,12 @@ def test_invalid_arguments_raise(argument, call):
     z, y = _random_logits(7, 4, 5, 1.0, False)
     with pytest.raises(ValueError, match=argument):
         call(z, y)
+
+
+def test_int32_labels_are_class_indices_like_int64():
+    z, y = _random_logits(3, 6, 5, 1.0, False)
+    for method in L.METHODS:
+        assert torch.equal(L.smoothed_cross_entropy(z, y.int(), method, 0.2),
+                           L.smoothed_cross_entropy(z, y, method, 0.2))
+        assert torch.equal(L.loss_function(method, 0.2, check_values=False)(z, y.int()),
+                           L.loss_function(method, 0.2)(z, y))

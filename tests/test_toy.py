@@ -160,6 +160,16 @@ def test_sympy_first_order_condition_matches_root():
     (lambda: toy.sample(0), "n"),
     (lambda: toy.sls_bias(-0.1, 0.6), "alpha"),
     (lambda: toy.ce_bias("high"), "gamma"),
+    (lambda: toy.accuracy(0.0, eps="0.1"), "eps"),
+    # no data, or 0/1 labels where the toy's classes are -1/+1 (a wrong number, silently, before)
+    (lambda: toy.fit_bias([], []), "x must be a non-empty"),
+    (lambda: toy.fit_bias(np.array([0.1, 0.2]), np.array([0, 1])), "y must hold labels -1 or \\+1"),
+    (lambda: toy.empirical_accuracy(np.array([0.1, -0.2]), np.array([1, 0]), 0.0), "y must hold labels"),
+    (lambda: toy.empirical_accuracy(np.array([0.1, -0.2]), np.array([1, -1, 1]), 0.0), "y must have"),
+    (lambda: toy.attack(np.array([0.1, np.nan]), np.array([1, -1]), 0.0, 0.1), "x"),
+    (lambda: toy.fit_bias(np.array([0.1, -0.2]), np.array([1, -1]), method="mixup"), "method"),
+    (lambda: toy.sample(5, generator=-1), "generator"),
+    (lambda: toy.class_density([0.1, np.inf], +1), "x"),
 ])
 def test_invalid_arguments_raise_clear_errors(call, message):
     with pytest.raises(ValueError, match=message):

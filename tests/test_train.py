@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from lsnotes import cache, cli
+from lsnotes import train as train_lib
 from lsnotes.attacks import maximise_in_ball, pgd
-from lsnotes.train import (ADVERSARIAL_MODES, TrainConfig, scheduled_lr, train,
-                           train_or_load)
+from lsnotes.train import (ADVERSARIAL_MODES, TrainConfig, accuracy, robust_accuracy, scheduled_lr,
+                           train, train_or_load)
 
 TINY = dict(model="linear", train_size=200, test_size=100, epochs=2, batch_size=50, device="cpu")
 
@@ -24,7 +25,10 @@ TINY = dict(model="linear", train_size=200, test_size=100, epochs=2, batch_size=
     ({"schedule": "step"}, "schedule"), ({"temperature": 0}, "temperature"),
     ({"adversarial": "sglr", "eps": 0.1, "method": "als"}, "sglr"), ({"device": "tpu"}, "device"),
     ({"train_size": 3}, "train_size"), ({"batch_size": 2.5}, "batch_size"),
-    ({"sglr_momentum": 1.0}, "sglr_momentum"),
+    ({"sglr_momentum": 1.0}, "sglr_momentum"), ({"lr": math.inf}, "lr"), ({"lr": math.nan}, "lr"),
+    ({"weight_decay": math.inf}, "weight_decay"), ({"device": "cpu:abc"}, "device"),
+    ({"device": "auto:0"}, "device"), ({"trades_beta": math.inf}, "trades_beta"),
+    ({"temperature": math.inf}, "temperature"), ({"seed": -1}, "seed"),
 ])
 def test_bad_configs_raise(bad, match):
     with pytest.raises(ValueError, match=match):
@@ -36,7 +40,6 @@ def test_config_round_trip_and_key():
     assert TrainConfig.from_dict(config.to_dict()) == config
     assert config.key() == TrainConfig.from_dict(config.to_dict()).key()
     assert config.key() != dataclasses.replace(config, alpha=0.2).key()
-    assert config.key() != dataclasses.replace(config, seed=1).key()
     with pytest.raises(ValueError, match="unknown TrainConfig fields"):
         TrainConfig.from_dict({**config.to_dict(), "colour": "red"})
     assert config.step_size == pytest.approx(2.5 * 0.1 / 10)
@@ -143,3 +146,118 @@ def test_train_or_load_adds_the_robust_monitor_when_asked(tmp_path):
         assert torch.equal(tensor, monitored.model.state_dict()[name]), name
     again = train_or_load(config, progress=False, cache_dir=tmp_path, eval_robust=True)
     assert again.from_cache and "robust_acc" in again.history[0]
+
+
+# What makes a CUDA stream wait for the host: every way a tensor's value reaches Python.
+SYNCING = ("item", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__")
+
+
+@pytest.mark.parametrize("mode", ADVERSARIAL_MODES)
+def test_the_training_step_checks_its_first_batch_then_never_waits_for_the_device(mode, monkeypatch):
+    # two epochs, so that SGLR's refined labels (from epoch 2) are on the path too
+    config = TrainConfig(**TINY, adversarial=mode, eps=0.0 if mode == "none" else 0.1,
+                         attack_steps=2, sglr_start_epoch=2, method="ce" if mode == "sglr" else "als",
+                         alpha=0.1)
+    trainer = train_lib._Trainer(config, progress=False)
+    syncs_per_step, inside = [], []
+
+    def counting(name):
+        original = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, **kwargs):
+            if inside:
+                syncs_per_step[-1] += 1
+            return original(self, *args, **kwargs)
+        return wrapper
+
+    for name in SYNCING:
+        monkeypatch.setattr(torch.Tensor, name, counting(name))
+    step_loss = trainer.step_loss
+
+    def counted_step_loss(*args):
+        syncs_per_step.append(0)
+        inside.append(True)
+        try:
+            return step_loss(*args)
+        finally:
+            inside.clear()
+
+    monkeypatch.setattr(trainer, "step_loss", counted_step_loss)
+    bar = type("Bar", (), {"update": lambda self, n: None})()
+    for epoch in (1, 2):
+        trainer.run_epoch(epoch, bar)
+    assert len(syncs_per_step) == 2 * len(trainer.loader) == 8
+    assert syncs_per_step[0] >= 1                  # the first batch is checked in full
+    assert syncs_per_step[1:] == [0] * 7
+
+
+def test_a_diverging_run_is_stopped_with_a_clear_error():
+    with pytest.raises(ValueError, match="diverged"):
+        train(TrainConfig(**{**TINY, "epochs": 1}, lr=1e30, schedule="constant"), progress=False)
+
+
+class FailsInEvalMode(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        if not self.training:
+            raise RuntimeError("boom")
+        return self.layer(x)
+
+
+@pytest.mark.parametrize("measure", [lambda m, x, y: accuracy(m, x, y),
+                                     lambda m, x, y: robust_accuracy(m, x, y, 0.1, steps=1)])
+def test_accuracy_restores_the_mode_when_the_model_fails(measure):
+    model = FailsInEvalMode().train()
+    with pytest.raises(RuntimeError, match="boom"):
+        measure(model, torch.rand(5, 4), torch.zeros(5, dtype=torch.long))
+    assert model.training
+
+
+def test_accuracy_takes_int32_labels_and_refuses_bad_input():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    x, y = torch.rand(6, 4), torch.randint(0, 3, (6,))
+    assert accuracy(model, x, y.int()) == accuracy(model, x, y)
+    assert robust_accuracy(model, x, y.int(), 0.1, steps=2) == robust_accuracy(model, x, y, 0.1, steps=2)
+    for call, name in [(lambda: accuracy(model, x, y.float()), "y"),
+                       (lambda: accuracy(model, x[:0], y[:0]), "x"),
+                       (lambda: accuracy(model, x, y, batch_size=0), "batch_size"),
+                       (lambda: robust_accuracy(model, x, y, math.inf), "eps"),
+                       (lambda: robust_accuracy(model, x, y, 0.1, seed=-1), "seed")]:
+        with pytest.raises(ValueError, match=name):
+            call()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--device", "cpu:abc"], "device"),
+    (["--device", "cuda:99"], "device='cuda:99'"),       # a GPU this machine does not have
+    (["--lr", "inf"], "lr"),
+    (["--dataset", "mnist"], "dataset 'mnist'"),       # not on disk: FileNotFoundError, one line
+])
+def test_cli_train_refuses_bad_input_in_one_line(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LSNOTES_DATA", str(tmp_path))
+    monkeypatch.setenv("LSNOTES_CACHE", str(tmp_path / "cache"))
+    code = cli.main(["train", "--model", "linear", "--epochs", "1", "--quiet", *argv])
+    error = capsys.readouterr().err
+    assert code == 2 and error.startswith("lsnotes train: error: ") and error.count("\n") == 1
+    assert message in error
+
+
+def test_numbers_must_be_finite_and_devices_well_formed():
+    from lsnotes import checks
+
+    for value in (math.inf, -math.inf, math.nan):
+        with pytest.raises(ValueError, match="^lr must be a finite number"):
+            checks.number_in("lr", value, 0, math.inf, low_open=True)
+    assert checks.non_negative_int("seed", 0) == 0
+    with pytest.raises(ValueError, match="^seed must be an integer >= 0"):
+        checks.non_negative_int("seed", -1)
+    assert checks.check_device("cuda:1") == "cuda:1" and checks.resolve_device("cpu:0") == "cpu:0"
+    for bad in ("cpu:abc", "cuda:", "auto:0", "gpu", "cuda:-1"):
+        with pytest.raises(ValueError, match="^device "):
+            checks.resolve_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="torch.cuda.is_available"):
+            checks.resolve_device("cuda:0")
