@@ -191,11 +191,17 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str = "linf"
     delta = x_adv - x
     scale = (eps / _per_example_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
     x_adv = (x + delta * _view_per_example(scale, x)).clamp(0, 1)
-    # clamping to the box only shortens δ; rounding may still leave it a hair too long
-    too_long = _per_example_norm(x_adv - x) > eps
-    if too_long.any():
-        shrink = _view_per_example(torch.where(too_long, 1 - 1e-6, 1.0).to(x.dtype), x)
-        x_adv = (x + (x_adv - x) * shrink).clamp(0, 1)
+    # Clamping to the box only shortens δ, but x + δ rounds to x's precision: near 1 that is a
+    # relative error of ulp(1)/|δ| in a small δ. Shrink the ones still too long, harder each time.
+    eps_t = torch.tensor(eps, dtype=x.dtype, device=x.device)
+    if float(eps_t) > eps:  # the dtype rounded ε upwards; compare with the next value below
+        eps_t = torch.nextafter(eps_t, torch.zeros_like(eps_t))
+    for attempt in range(8):
+        too_long = _per_example_norm(x_adv - x) > eps_t
+        if not too_long.any():
+            break
+        shrink = torch.where(too_long, 1 - 2.0 ** (-20 + 2 * attempt), 1.0).to(x.dtype)
+        x_adv = (x + (x_adv - x) * _view_per_example(shrink, x)).clamp(0, 1)
     return x_adv
 
 

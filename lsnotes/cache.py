@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.pt"
@@ -109,7 +109,7 @@ class _CheckedLock(FileLock):
     def acquire(self, *args, **kwargs):
         try:
             return super().acquire(*args, **kwargs)
-        except CacheNotWritable:
+        except (CacheNotWritable, Timeout):  # Timeout is an OSError too: another holder, not a fault
             raise
         except OSError as err:
             raise _not_writable(Path(self.lock_file).parent, err) from None

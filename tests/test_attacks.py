@@ -408,3 +408,15 @@ def test_attacks_run_on_cuda(linear, data):
     for name in ("pgd20", "odi", "deepfool", "apgd_ce"):
         x_adv = attacks.run_attack(name, model, x, y, 0.1, **CHEAP.get(name, {}))
         assert x_adv.device.type == "cuda" and ((x_adv - x).abs() <= 0.1).all()
+
+
+def test_l2_projection_is_inside_the_ball_where_rounding_bites():
+    """x + δ rounds to x's precision: near 1 a tiny δ can come back longer than ε (hypothesis
+    found eps = 2⁻⁸, one step, pixels at 0 and 1)."""
+    x = torch.tensor([[0.0000, 0.2698, 0.0000, 0.0000, 0.2081, 1.0000, 0.7231]])
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        x_adv = (x + 0.01 * torch.randn(x.shape, generator=generator)).clamp(0, 1)
+        for eps in (2.0 ** -8, 1e-3, 0.05):
+            projected = attacks.project(x_adv, x, eps, "l2")
+            assert (projected - x).flatten(1).norm(dim=1).item() <= eps
