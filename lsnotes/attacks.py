@@ -213,10 +213,16 @@ def _ascent_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
 
 
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Carlini–Wagner margin ``max_{j≠y} z_j − z_y`` per example (> 0 means misclassified)."""
+    """The book's margin ``m = z_y − max_{k≠y} z_k`` per example (> 0: classified correctly)."""
     true = logits.gather(1, y[:, None]).squeeze(1)
     others = logits.scatter(1, y[:, None], -math.inf)
-    return others.max(1).values - true
+    return true - others.max(1).values
+
+
+def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Carlini–Wagner's margin loss ``−m = max_{k≠y} z_k − z_y``, which an attack maximises
+    (> 0: misclassified)."""
+    return -margin(logits, y)
 
 
 def attack_loss(logits, y, loss: str = "ce", target=None) -> torch.Tensor:
@@ -228,7 +234,7 @@ def attack_loss(logits, y, loss: str = "ce", target=None) -> torch.Tensor:
     if target is None:
         if loss == "ce":
             return F.cross_entropy(logits, y, reduction="none")
-        return margin(logits, y)
+        return margin_loss(logits, y)
     if loss == "ce":
         return -F.cross_entropy(logits, target, reduction="none")
     return logits.gather(1, target[:, None]).squeeze(1) - logits.gather(1, y[:, None]).squeeze(1)
@@ -649,7 +655,7 @@ def carlini_wagner_l2(model, x, y, *, c_init: float = 1e-2, binary_steps: int = 
                 x_adv = ((torch.tanh(w) + 1) / 2).clamp(0, 1)
                 logits = model(x_adv)
                 dist = (x_adv - x).flatten(1).pow(2).sum(1)
-                gap = -margin(logits, y)                         # z_y − max_{j≠y} z_j
+                gap = margin(logits, y)
                 with torch.no_grad():
                     hit = (gap <= -kappa) & (logits.argmax(1) != y)
                     l2 = dist.sqrt()

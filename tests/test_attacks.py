@@ -420,3 +420,11 @@ def test_l2_projection_is_inside_the_ball_where_rounding_bites():
         for eps in (2.0 ** -8, 1e-3, 0.05):
             projected = attacks.project(x_adv, x, eps, "l2")
             assert (projected - x).flatten(1).norm(dim=1).item() <= eps
+
+
+def test_the_book_margin_and_the_attack_margin_loss_have_opposite_signs():
+    logits = torch.tensor([[3.0, 1.0, 2.5], [0.0, 2.0, 1.0]])
+    y = torch.tensor([0, 0])
+    assert attacks.margin(logits, y).tolist() == [0.5, -2.0]   # m = z_y − max_{k≠y} z_k
+    assert attacks.margin_loss(logits, y).tolist() == [-0.5, 2.0]
+    assert torch.equal(attacks.attack_loss(logits, y, "cw"), attacks.margin_loss(logits, y))
