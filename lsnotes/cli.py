@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("lsnotes.train", "lsnotes.evaluate", "lsnotes.runbook")
+COMMAND_MODULES = ("lsnotes.train", "lsnotes.evaluate", "lsnotes.audit", "lsnotes.runbook")
 
 
 def build_parser() -> argparse.ArgumentParser:
