@@ -51,8 +51,8 @@ class Battery:
     restart_step_factor: float = 4.0
     multitargeted_targets: int | None = 3   # None: every other class
     odi_restarts: int = 2
-    autoattack: str = "apgd"          # "apgd": APGD-DLR alone; "standard": all of AutoAttack
-    square_queries: int = 200
+    autoattack: str = "apgd-ce"       # APGD-CE on survivors, or "standard": all of AutoAttack
+    square_queries: int = 200         # Square on survivors (the quick battery's; AutoAttack's has 5000)
     sweep: tuple[float, ...] = (0.5, 2.0)   # multiples of ε (besides ε and the unconstrained ε)
     repeats: int = 3                  # forward passes per input for the randomness check
 
@@ -291,7 +291,7 @@ def _autograd_calls_in_forward(model, x) -> int:
 
 # ----------------------------------------------------------------------------- the battery
 
-def _generator(name: str, seed: int) -> torch.Generator:
+def audit_generator(name: str, seed: int) -> torch.Generator:
     """One generator per attack, so adding or reordering attacks does not change the others."""
     return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
 
@@ -318,15 +318,18 @@ class _Runner:
 
     def _attack(self, name, fn, idx):
         """Per example of ``idx``: correct after ``fn``'s attack, plus traces when it is PGD."""
-        generator = _generator(name, self.seed)
-        correct, trace_parts = [], []
+        generator = audit_generator(name, self.seed)
+        correct, trace_parts, notes = [], [], []
         for chunk in idx.split(self.batch_size):
             result = fn(self.x[chunk], self.y[chunk], generator)
             if isinstance(result, PGDTrace):
                 trace_parts.append(result)
                 result = result.x_adv
+            elif isinstance(result, tuple):  # (x_adv, per-example note), e.g. AutoAttack's part
+                result, note = result
+                notes += list(note)
             correct.append(_predict(self.model, result, self.batch_size).argmax(1) == self.y[chunk])
-        return torch.cat(correct), trace_parts
+        return torch.cat(correct), trace_parts, notes
 
     def run(self, name, description, scope, fn, *, examples=None, update=True):
         """Attack the clean-correct examples (``scope="all"``) or those still standing."""
@@ -335,11 +338,11 @@ class _Runner:
             examples = self.clean if scope == "all" else self.standing
         idx = examples.nonzero().flatten()
         correct: list = [None] * len(self.x)
-        error = None
+        error, notes = None, []
         started = time.perf_counter()
         if idx.numel():
             try:
-                ok, parts = self._attack(name, fn, idx)
+                ok, parts, notes = self._attack(name, fn, idx)
             except RuntimeError as err:  # e.g. no gradient through the model at all
                 error = _first_line(err)
             else:
@@ -348,6 +351,10 @@ class _Runner:
                 if parts:
                     self._keep_trace(name, idx, parts)
         row = AttackRow(name, description, scope, correct, time.perf_counter() - started, error)
+        if error is None and notes:
+            row.notes = [None] * len(self.x)
+            for i, note in zip(idx.tolist(), notes):
+                row.notes[i] = note
         if update:
             self.rows.append(row)
             broken = torch.tensor([c is False for c in correct], device=self.x.device)
@@ -444,14 +451,9 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     runner.run(margin_row, f"PGD-{k} on the margin loss max_j≠y z_j − z_y", "all",
                pgd(eps, k, battery.pgd_step_factor, loss="cw"))
     parts = _autoattack_parts(battery.autoattack, n_classes)
-    square_on = None
-    if battery.autoattack == "standard":
-        # AutoAttack's own cascade on every example; its last part, Square, is the square row
-        # below, run on what these left, so AutoAttack's accuracy can be read off both rows
-        aa = runner.run("autoattack", f"AutoAttack's white-box part: {', '.join(parts)} (original "
-                        f"code); its Square is the square row", "all",
-                        _autoattack(model, eps, norm, parts, batch_size))
-        square_on = torch.tensor([c is True for c in aa.correct], device=device)
+    if battery.autoattack == "standard":  # on every example: RobustBench's number
+        runner.run("autoattack", f"AutoAttack ({', '.join(parts)}; original code, its own "
+                   f"cascade)", "all", _autoattack(model, eps, norm, parts, batch_size))
     r, rs, rf = battery.restarts, battery.restart_steps, battery.restart_step_factor
     restart_row = f"pgd{rs}_restarts"
     runner.run(restart_row, f"PGD-{rs} ×{r} restarts, step ×{rf:g} ({rf * 2:g}ε/{rs})",
@@ -467,18 +469,21 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
                lambda xb, yb, g: attack_lib.odi(model, xb, yb, eps, steps=k, norm=norm,
                                                 restarts=battery.odi_restarts, generator=g))
     if battery.autoattack != "standard":
-        runner.run("apgd", f"{' + '.join(p.upper() for p in parts)} (AutoAttack's code, 100 "
-                   f"iterations each)", "survivors", _autoattack(model, eps, norm, parts, batch_size))
-    else:
-        runner.done()
+        runner.run("apgd_ce", "APGD-CE (AutoAttack's code): 100 iterations, adaptive step",
+                   "survivors", lambda xb, yb, g: attack_lib.apgd_ce(model, xb, yb, eps, norm=norm,
+                                                                     generator=g))
     white_box_standing = runner.standing.clone()
 
     # ---- attacks that do not use the model's gradients, on what the white-box ones left
-    runner.run("square", f"Square Attack (black-box, original code), {battery.square_queries} "
-               f"queries", "survivors",
-               lambda xb, yb, g: attack_lib.square(model, xb, yb, eps, norm=norm,
-                                                   n_queries=battery.square_queries, generator=g),
-               examples=white_box_standing if square_on is None else square_on)
+    if battery.autoattack != "standard":  # AutoAttack's cascade ends with its own Square
+        runner.run("square", f"Square Attack (black-box, original code), "
+                   f"{battery.square_queries} queries", "survivors",
+                   lambda xb, yb, g: attack_lib.square(model, xb, yb, eps, norm=norm,
+                                                       n_queries=battery.square_queries,
+                                                       generator=g),
+                   examples=white_box_standing)
+    else:
+        runner.done()
     if source_model is not None:
         check_model(source_model, x, n_classes)
         runner.run("transfer", f"transfer: PGD-{k} examples crafted on {source_name}",
@@ -517,22 +522,27 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     return report
 
 
+STANDARD = ["apgd-ce", "apgd-t", "fab-t", "square"]
+
+
 def _autoattack_parts(version: str, n_classes: int) -> list:
     """AutoAttack's attacks that work with ``n_classes`` (DLR needs 3, targeted DLR 4 classes)."""
-    choice("battery.autoattack", version, ("apgd", "standard"))
-    if version == "standard":  # without Square, which the battery runs as its own row
-        return ["apgd-ce", "apgd-t", "fab-t"] if n_classes >= 4 else \
-            ["apgd-ce", "apgd-dlr"] if n_classes == 3 else ["apgd-ce"]
-    # PGD already climbs cross-entropy; DLR adds a loss that ignores the logits' scale
-    return ["apgd-dlr"] if n_classes >= 3 else ["apgd-ce"]
+    choice("battery.autoattack", version, ("apgd-ce", "standard"))
+    if version == "apgd-ce":
+        return ["apgd-ce"]
+    if n_classes >= 4:
+        return STANDARD
+    return ["apgd-ce", "apgd-dlr", "square"] if n_classes == 3 else ["apgd-ce", "square"]
 
 
 def _autoattack(model, eps, norm, parts, batch_size):
+    """AutoAttack's cascade; the note per example is the part that broke it (or None)."""
     def fn(xb, yb, generator):
-        x_adv, _ = attack_lib.autoattack(model, xb, yb, eps, norm=norm, version="custom",
-                                         attacks_to_run=parts, generator=generator,
-                                         batch_size=batch_size)
-        return x_adv
+        standard = parts == STANDARD
+        return attack_lib.autoattack(model, xb, yb, eps, norm=norm,
+                                     version="standard" if standard else "custom",
+                                     attacks_to_run=None if standard else parts,
+                                     generator=generator, batch_size=batch_size)
     return fn
 
 

@@ -421,16 +421,26 @@ def autoattack_checks(ev: Evidence) -> list:
 def _square_check(ev: Evidence) -> Indicator:
     meaning = ("A black-box attack that beats the white-box ones means their gradients mislead "
                "(AutoAttack warns when Square lowers its accuracy by more than 0.2 %).")
-    if not ev.has_row("square"):
+    if ev.has_row("square"):  # the quick battery: Square on what every white-box attack left
+        missed = ev.clean & ev.white_box_standing
+        trip = missed & ev.broken_by("square")
+        against = "every white-box attack"
+    elif ev.has_row("autoattack") and ev.report.row("autoattack").notes:
+        # all of AutoAttack: its Square ran on what its white-box parts left
+        notes = ev.report.row("autoattack").notes
+        earlier = ev.broken_by("fgsm") | ev.broken_by(ev.main) | ev.broken_by(f"{ev.main}_margin")
+        missed = ev.clean & ~earlier & torch.tensor(
+            [n is None or n == "square" for n in notes], device=ev.clean.device)
+        trip = missed & torch.tensor([n == "square" for n in notes], device=ev.clean.device)
+        against = "FGSM, both PGD-k and AutoAttack's white-box parts"
+    else:
         return _skipped("aa_square", "Square beats white-box", AUTOATTACK, ev,
                         "Square did not run", meaning=meaning)
-    trip = ev.clean & ev.white_box_standing & ev.broken_by("square")
     fired = trip.sum() > SQUARE_ALPHA * ev.n
     return _indicator(
         "aa_square", "Square beats white-box", AUTOATTACK, trip, fired=fired, serious=fired,
-        finding=(f"Square breaks {int(trip.sum())} of the "
-                 f"{int((ev.clean & ev.white_box_standing).sum())} examples every white-box "
-                 f"attack failed on ({ev.points(trip.sum())})."),
+        finding=(f"Square breaks {int(trip.sum())} of the {int(missed.sum())} examples {against} "
+                 f"failed on ({ev.points(trip.sum())})."),
         meaning=meaning,
         advice=(f"Report the worst case ({ev.worst}); run Square with more queries and restarts, "
                 f"or an adaptive attack." if fired else "Nothing to do."), n=ev.n)

@@ -39,6 +39,7 @@ class AttackRow:
     correct: list
     seconds: float
     error: str | None = None
+    notes: list | None = None    # per example, e.g. which part of AutoAttack broke it
 
     def accuracy(self, clean_correct) -> float | None:
         """Accuracy under this attack alone; None for attacks run only on survivors."""
@@ -113,15 +114,9 @@ class AuditReport:
 
     @property
     def autoattack_acc(self) -> float | None:
-        """AutoAttack's standard accuracy where the battery ran all of it (its white-box part on
-        every example, then Square on what that left), else None."""
-        names = {r.name: r for r in self.rows if not r.error}
-        if "autoattack" not in names or "square" not in names or names["autoattack"].scope != "all":
-            return None
-        survived = [bool(c) and names["autoattack"].correct[i] is not False
-                    and names["square"].correct[i] is not False
-                    for i, c in enumerate(self.clean_correct)]
-        return sum(survived) / self.n_examples
+        """Accuracy under all of AutoAttack where the battery ran it on every example, else None."""
+        row = next((r for r in self.rows if r.name == "autoattack" and not r.error), None)
+        return row.accuracy(self.clean_correct) if row is not None else None
 
     @property
     def worst_case_correct(self) -> list:
@@ -237,6 +232,7 @@ class AuditReport:
                     "battery": asdict(self.battery),
                     "main_attack": self.main_attack,
                     "table": self.table(),
+                    "notes": {r.name: r.notes for r in self.rows if r.notes},
                     "eps_sweep": {f"{e:g}": a for e, a in self.eps_sweep.items()},
                     "unconstrained_eps": self.unconstrained_eps,
                     "transfer_source": self.transfer_source,
