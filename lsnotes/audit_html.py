@@ -36,26 +36,39 @@ def _percent(value) -> str:
     return "—" if value is None else f"{100 * value:.1f}"
 
 
-def sweep_png(report: AuditReport) -> bytes:
-    """Accuracy under PGD-k against ε, with the battery's worst case at the audited ε."""
+def sweep_figure(reports: dict):
+    """Accuracy under PGD-k against ε for each named report, with each battery's worst case at
+    the audited ε as a star (a :class:`matplotlib.figure.Figure`, outside pyplot)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.4, 3.6), constrained_layout=True)
     ax = fig.subplots()
-    points = [(e, a) for e, a in report.eps_sweep.items() if a is not None]
-    ax.plot([e for e, _ in points], [100 * a for _, a in points], "o-", color="#1f77b4",
-            label=f"PGD-{report.battery.pgd_steps} (cross-entropy)")
-    ax.plot([report.eps], [100 * report.robust_acc], "*", markersize=14, color="#c33",
-            label="worst case over the battery")
-    ax.axvline(report.eps, color="#888", linestyle="--", linewidth=1)
-    ax.set_xlabel(f"ε ({'L∞' if report.norm == 'linf' else 'L2'}, pixels in [0, 1]); "
+    for (name, report), colour in zip(reports.items(), _COLOURS):
+        points = [(e, a) for e, a in report.eps_sweep.items() if a is not None]
+        label = f"{name}: " if len(reports) > 1 else ""
+        ax.plot([e for e, _ in points], [100 * a for _, a in points], "o-", color=colour,
+                label=f"{label}PGD-{report.battery.pgd_steps}")
+        ax.plot([report.eps], [100 * report.robust_acc], "*", markersize=14, color=colour,
+                label=f"{label}worst case over the battery")
+        ax.axvline(report.eps, color="#888", linestyle="--", linewidth=1)
+    first = next(iter(reports.values()))
+    ax.set_xlabel(f"ε ({'L∞' if first.norm == 'linf' else 'L2'}, pixels in [0, 1]); "
                   f"the last point allows any image")
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(-3, 103)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right")
+    ax.legend(loc="upper right", fontsize=8)
+    return fig
+
+
+_COLOURS = ("#1f77b4", "#c33", "#2a7", "#9467bd", "#8c564b", "#e377c2")
+
+
+def sweep_png(report: AuditReport) -> bytes:
+    """:func:`sweep_figure` of one report as PNG bytes (no metadata naming any web address)."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    sweep_figure({report.model_name: report}).savefig(buffer, format="png", dpi=100,
+                                                      metadata={"Software": None})
     return buffer.getvalue()
 
 
