@@ -51,7 +51,8 @@ class Battery:
     multitargeted_targets: int | None = 3   # None: every other class
     odi_restarts: int = 2
     autoattack: str = "apgd-ce"       # APGD-CE on survivors, or "standard": all of AutoAttack
-    square_queries: int = 200         # Square on survivors (the quick battery's; AutoAttack's has 5000)
+    apgd_steps: int = 50              # APGD-CE's iterations (AutoAttack's own: 100)
+    square_queries: int = 100         # Square on survivors: a smoke test (AutoAttack's has 5000)
     sweep: tuple[float, ...] = (0.5, 2.0)   # multiples of ε (besides ε and the unconstrained ε)
     repeats: int = 3                  # forward passes per input for the randomness check
 
@@ -348,9 +349,10 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
                lambda xb, yb, g: attack_lib.odi(model, xb, yb, eps, steps=k, norm=norm,
                                                 restarts=battery.odi_restarts, generator=g))
     if battery.autoattack != "standard":
-        runner.run("apgd_ce", "APGD-CE (AutoAttack's code): 100 iterations, adaptive step",
-                   "survivors", lambda xb, yb, g: attack_lib.apgd_ce(model, xb, yb, eps, norm=norm,
-                                                                     generator=g))
+        runner.run("apgd_ce", f"APGD-CE (AutoAttack's code): {battery.apgd_steps} iterations, "
+                   f"adaptive step", "survivors",
+                   lambda xb, yb, g: attack_lib.apgd_ce(model, xb, yb, eps, norm=norm,
+                                                        steps=battery.apgd_steps, generator=g))
     white_box_standing = runner.standing.clone()
 
     # ---- attacks that do not use the model's gradients, on what the white-box ones left
@@ -395,8 +397,8 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
                         white_box_standing=white_box_standing, n_classes=n_classes,
                         autoattack_parts=parts, tolerance=tolerance, masking_gap=masking_gap,
                         transfer_skipped=transfer_skipped, restart_row=restart_row)
-    report.indicators = indicators(evidence)
     report.autoattack_checks = autoattack_checks(evidence)
+    report.indicators = indicators(evidence, report.autoattack_checks)
     report.seconds = time.perf_counter() - started
     return report
 

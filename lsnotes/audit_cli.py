@@ -155,6 +155,8 @@ def run_cli(args) -> int:
 
     dataset = choice("--dataset", args.dataset, DATASETS)
     norm = choice("--norm", args.norm, audit_lib.NORMS)
+    if args.eps is None and norm == "l2":
+        raise ValueError("--eps is required with --norm l2 (the datasets' usual budgets are L∞)")
     eps = DATASETS[dataset].default_eps if args.eps is None else _parse("--eps", args.eps, float)
     eps = number_in("--eps", eps, 0, 1 if norm == "linf" else float("inf"), low_open=True)
     n = positive_int("--n", _parse("--n", args.n, int))

@@ -310,7 +310,8 @@ def single_step_beats_iterative(ev: Evidence) -> Indicator:
         n=ev.n, numbers={"fgsm_acc": fgsm, "pgd_acc": pgd})
 
 
-def stronger_attacks_beat_pgd(ev: Evidence) -> Indicator:
+def stronger_attacks_beat_pgd(ev: Evidence, others=()) -> Indicator:
+    """``others``: the indicators already computed, named as possible causes of a large gap."""
     pgd = ev.report.accuracy(ev.main)
     standing = ev.clean & ~ev.broken_by(ev.main)
     found = {}
@@ -330,10 +331,16 @@ def stronger_attacks_beat_pgd(ev: Evidence) -> Indicator:
                f"against {ev.worst} for the per-example worst case. Examples it missed were found "
                f"by (in battery order): {who}.")
     if fired:
-        advice = (f"Report the worst case ({ev.worst}), not PGD-{ev.k} ({100 * pgd:.1f} %)."
-                  + (f" A gap above {100 * ev.masking_gap:g} points is how gradient masking shows: "
-                     f"look at the transfer, black-box and unconstrained indicators for its cause."
-                     if large else ""))
+        advice = f"Report the worst case ({ev.worst}), not PGD-{ev.k} ({100 * pgd:.1f} %)."
+        if large:
+            causes = [i.title.lower() for i in others if i.fired and i.key in (
+                "unavailable_gradients", "transfer_failure", "unconstrained_failure", "aa_square")]
+            advice += (f" A gap above {100 * ev.masking_gap:g} points is how gradient masking "
+                       f"shows; " + (f"here {', '.join(causes)} fired too." if causes else
+                                     f"none of its other signs (zero gradients, transfer or "
+                                     f"Square beating white-box, failure at an unbounded ε) fired "
+                                     f"here: white-box attacks with other losses, starts or steps "
+                                     f"found what PGD-{ev.k} missed."))
     else:
         advice = f"Nothing to do: PGD-{ev.k} was already within {100 * ev.tolerance:g} points."
     return _indicator(
@@ -353,10 +360,12 @@ def _skipped(key, title, source, ev, reason, meaning=""):
                       n=ev.n, skipped=reason)
 
 
-def indicators(ev: Evidence) -> list:
-    return [unavailable_gradients(ev), unstable_predictions(ev), silent_success(ev),
-            incomplete_optimisation(ev), transfer_failure(ev), unconstrained_failure(ev),
-            single_step_beats_iterative(ev), stronger_attacks_beat_pgd(ev)]
+def indicators(ev: Evidence, checks=()) -> list:
+    """Pintor et al.'s six and the checklist's two; ``checks``: AutoAttack's, computed first."""
+    found = [unavailable_gradients(ev), unstable_predictions(ev), silent_success(ev),
+             incomplete_optimisation(ev), transfer_failure(ev), unconstrained_failure(ev),
+             single_step_beats_iterative(ev)]
+    return found + [stronger_attacks_beat_pgd(ev, found + list(checks))]
 
 
 # ----------------------------------------------------------------------------- AutoAttack

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from lsnotes import attacks, audit, cache, experiments, train
+from lsnotes.checks import choice
 
 TRAINING_NAMES = {"none": "standard", "fgsm": "FGSM-AT", "fgsm_rs": "FGSM-RS-AT", "pgd": "PGD-AT",
                   "trades": "TRADES", "sglr": "SGLR"}
@@ -121,10 +122,11 @@ def accuracy_table(models: list, x, y, eps: float, seed: int = 0):
 
 def audit_representatives(profile: str, seed: int, device: str, x, y, eps: float,
                           names=None, progress: bool = False):
-    """:func:`lsnotes.audit.audit` on each representative model in the cache, with transfer from
-    the plain cross-entropy model: ``(reports by name, missing names)``."""
+    """:func:`lsnotes.audit.audit` on the representative models ``names`` (default: all four)
+    that are in the cache, with transfer from the plain cross-entropy model: ``(reports by name,
+    names not in the cache)``."""
     models = representatives(inventory(profile, seed, device), profile)
-    names = list(models) if names is None else list(names)
+    names = list(models) if names is None else [choice("names entry", n, models) for n in names]
     source_entry = models["CE"]
     source = source_entry.load()
     reports, missing = {}, []
@@ -193,13 +195,15 @@ def _serious_text(report) -> str:
             else "serious indicators: " + ", ".join(serious))
 
 
-def story(reports: dict, profile: str) -> dict:
-    """The sentences the chapter says about its audits, from the reports (with the numbers), and
-    what it says instead when a model is not in the cache."""
+def story(reports: dict, profile: str, not_cached=()) -> dict:
+    """The sentences the chapter says about its audits, from the reports (with the numbers); what
+    it says instead when a model is not in the cache; nothing about a model it did not audit."""
     top = max(experiments.setting(profile).alpha_grid)
     out = {}
     ls = reports.get("LS")
-    if ls is None:
+    if ls is None and "LS" not in not_cached:
+        out["ls_sentence"] = ""
+    elif ls is None:
         out["ls_sentence"] = (f"Label smoothing at α = {top:g} is not in the model cache yet, so "
                               f"this run cannot audit it.")
     else:
@@ -216,7 +220,8 @@ def story(reports: dict, profile: str) -> dict:
         key = "at_sentence" if name == "PGD-AT" else "fgsm_at_sentence"
         report = reports.get(name)
         if report is None:
-            out[key] = f"{title} is not in the model cache yet, so this run cannot audit it."
+            out[key] = (f"{title} is not in the model cache yet, so this run cannot audit it."
+                        if name in not_cached else "")
             continue
         pgd = report.accuracy(report.main_attack)
         out[key] = (f"{title} keeps {pgd:.2f} under PGD-20 and {report.robust_acc:.2f} in the "

@@ -69,6 +69,10 @@ def audits(linear, data, binary):
                                                           restart_steps=10, restart_step_factor=2,
                                                           multitargeted_targets=1, odi_restarts=1,
                                                           square_queries=50, sweep=(2.0,))),
+        "quantised, 300 queries": lambda: audit.audit(
+            Quantised(linear), x, y, EPS, battery=audit.Battery(
+                "more queries", pgd_steps=10, restart_steps=10, multitargeted_targets=2,
+                odi_restarts=1, square_queries=300, sweep=(2.0,))),
         "probabilities": lambda: audit.audit(Probabilities(linear), x, y, EPS, battery=TEST),
         "dynamic": lambda: audit.audit(SelfAttacking(linear), x, y, EPS, battery=TEST),
     }
@@ -208,6 +212,13 @@ def test_autoattack_checks_for_probabilities_dynamic_defences_and_few_classes(au
         assert not fired(audits("linear"), key)
 
 
+def test_square_beats_white_box_attacks_blind_to_a_quantised_input(audits):
+    report = audits("quantised, 300 queries")
+    check = report.indicator("aa_square")
+    assert check.fired and check.serious and report.newly_broken()["square"] == check.count > 0
+    assert not fired(audits("linear"), "aa_square")
+
+
 def test_sound_models_trip_nothing_serious(audits):
     for name in ("linear", "binary", "binary converged"):
         assert audits(name).serious == [], name
@@ -274,6 +285,15 @@ def test_html_is_one_self_contained_page(audits, tmp_path):
     for text in ("Unavailable gradients", "Transfer failure", report.verdict[:40],
                  f"{100 * report.robust_acc:.1f}"):
         assert html.escape(text) in page
+
+
+def test_l2_audit_sweeps_to_the_diameter_of_the_cube(linear, data):
+    x, y = data
+    report = audit.audit(linear, x[:16], y[:16], 1.0, norm="l2", battery=TEST)
+    assert report.unconstrained_eps == 6.0                  # √36 pixels: any image is in reach
+    assert report.eps_sweep[6.0] == 0.0 and not report.serious
+    assert report.to_dict()["threat_model"] == "L2"
+    assert report.row("fgsm").description.startswith("FGM (L2)")
 
 
 def test_audit_rejects_bad_arguments(linear, data):
@@ -383,6 +403,7 @@ def test_cli_audits_a_model_from_a_file_outside_the_package(reader_model, tmp_pa
     (["--eps", "1.5"], "--eps must lie in"),
     (["--eps", "0"], "--eps must lie in"),
     (["--norm", "l3"], "--norm must be one of"),
+    (["--norm", "l2", "--eps", None], "--eps is required with --norm l2"),
     (["--n", "0"], "--n must be an integer >= 1"),
     (["--n", "ten"], "--n must be an integer"),
 ])
@@ -425,7 +446,7 @@ def test_transfer_source_says_why_when_we_have_no_model(tmp_path, monkeypatch):
 def zoo():
     from lsnotes import experiments
 
-    x, y = experiments.eval_examples("quick", 0, "cpu", n=60)
+    x, y = experiments.eval_examples("quick", 0, "cpu", n=40)
     source = experiments.trained("quick", "ce", 0.0).model
     return experiments, x, y, source
 
