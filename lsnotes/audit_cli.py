@@ -210,11 +210,14 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--n", default="500", help="test examples, class-balanced (default 500)")
     parser.add_argument("--out", default="audit-report", help="folder for report.json and "
                                                                "report.html (default audit-report)")
-    parser.add_argument("--quick", action="store_true", help="the laptop-sized battery")
+    parser.add_argument("--quick", action="store_true",
+                        help="the laptop-sized battery (default: the full one, with all of "
+                             "AutoAttack, meant for a GPU)")
     parser.add_argument("--no-transfer", dest="transfer", action="store_false",
                         help="skip transfer from our normally trained model")
     parser.add_argument("--name", help="the model's name in the report (default: --model)")
-    parser.add_argument("--seed", default="0")
-    parser.add_argument("--batch-size", default="256")
+    parser.add_argument("--seed", default="0", help="picks the test examples and seeds every "
+                                                    "attack (default 0)")
+    parser.add_argument("--batch-size", default="256", help="examples per attack batch")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.set_defaults(func=run_cli)

@@ -170,6 +170,16 @@ def summary_markdown(reports: dict) -> str:
     return "\n".join(lines)
 
 
+def recorded_markdown(recorded: dict | None) -> str | None:
+    """The table and audit verdicts a full-profile run of the chapter saved, or None."""
+    if recorded is None:
+        return None
+    lines = [table_markdown(recorded["results"]["models"])]
+    for name, info in recorded["results"].get("audits", {}).items():
+        lines.append(f"\n{name} (full battery, GPU): {info['extra']['audit']['verdict']}")
+    return "\n".join(lines)
+
+
 def table_markdown(rows: list) -> str:
     lines = ["| model | clean | FGSM | PGD-20 |", "|---|---:|---:|---:|"]
     lines += [f"| {r['label']} | {r['clean']:.2f} | {r['fgsm']:.2f} | {r['pgd20']:.2f} |"
@@ -177,15 +187,20 @@ def table_markdown(rows: list) -> str:
     return "\n".join(lines)
 
 
-#: How the story names the battery's rows.
-ATTACK_NAMES = {"fgsm": "FGSM", "pgd20_margin": "the margin loss",
-                "pgd20_restarts": "restarts with a larger step", "multitargeted": "MultiTargeted",
+#: How the story names the battery's rows (PGD-k's variants by their suffix).
+ATTACK_NAMES = {"fgsm": "FGSM", "_margin": "the margin loss",
+                "_restarts": "restarts with a larger step", "multitargeted": "MultiTargeted",
                 "odi": "ODI", "apgd_ce": "APGD-CE", "autoattack": "AutoAttack",
                 "square": "the Square attack", "transfer": "transfer from cross-entropy"}
 
 
+def _attack_name(row: str) -> str:
+    suffix = next((s for s in ("_margin", "_restarts") if row.endswith(s)), row)
+    return ATTACK_NAMES.get(suffix, row)
+
+
 def _listing(found: dict) -> str:
-    parts = [f"{ATTACK_NAMES.get(name, name)} ({count})" for name, count in found.items()]
+    parts = [f"{_attack_name(name)} ({count})" for name, count in found.items()]
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
@@ -208,10 +223,10 @@ def story(reports: dict, profile: str, not_cached=()) -> dict:
                               f"this run cannot audit it.")
     else:
         pgd, gap = ls.accuracy(ls.main_attack), ls.indicator("stronger_attacks_beat_pgd")
-        found = gap.numbers["found_by"]
+        found, k = gap.numbers["found_by"], ls.battery.pgd_steps
         out["ls_sentence"] = (
-            f"Label smoothing at α = {top:g} keeps {pgd:.2f} accuracy under PGD-20 but "
-            f"{ls.robust_acc:.2f} in the worst case over the battery: PGD-20 overestimates its "
+            f"Label smoothing at α = {top:g} keeps {pgd:.2f} accuracy under PGD-{k} but "
+            f"{ls.robust_acc:.2f} in the worst case over the battery: PGD-{k} overestimates its "
             f"robustness by {100 * gap.numbers['gap']:.0f} points"
             + (f", and the examples it missed fell to {_listing(found)}." if found else ".")
             + f" The audit finds {_serious_text(ls)}.")
@@ -224,7 +239,8 @@ def story(reports: dict, profile: str, not_cached=()) -> dict:
                         if name in not_cached else "")
             continue
         pgd = report.accuracy(report.main_attack)
-        out[key] = (f"{title} keeps {pgd:.2f} under PGD-20 and {report.robust_acc:.2f} in the "
+        out[key] = (f"{title} keeps {pgd:.2f} under PGD-{report.battery.pgd_steps} and "
+                    f"{report.robust_acc:.2f} in the "
                     f"worst case ({100 * (pgd - report.robust_acc):.0f} points lower), with "
                     f"{_serious_text(report)}.")
     some = next(iter(reports.values()), None)

@@ -485,3 +485,35 @@ def test_full_autoattack_gives_robustbench_its_autoattack_accuracy(linear, data)
     assert report.to_dict()["autoattack_acc"] == f"{100 * report.autoattack_acc:.2f}"
     assert report.robust_acc <= report.autoattack_acc
     assert report.indicator("aa_square").status != "skipped"
+
+
+def test_the_chapter_says_what_is_missing_instead_of_failing(tmp_path, monkeypatch):
+    from lsnotes import audit_zoo
+
+    monkeypatch.setenv("LSNOTES_CACHE", str(tmp_path))   # an empty model cache
+    models = audit_zoo.inventory("quick")
+    assert all(m.requested for m in models) and len(models) == 19
+    assert set(audit_zoo.representatives(models, "quick")) == {"CE", "LS", "FGSM-AT", "PGD-AT"}
+    x, y = blobs(4, seed=0)
+    reports, missing = audit_zoo.audit_representatives("quick", 0, "cpu", x, y, 0.1,
+                                                       names=["LS", "PGD-AT"])
+    assert reports == {} and missing == ["LS", "PGD-AT"]
+    story = audit_zoo.story(reports, "quick", missing)
+    assert "not in the model cache" in story["ls_sentence"] and story["fgsm_at_sentence"] == ""
+    assert audit_zoo.accuracy_table(models, x, y, 0.1) == ([], [m.label for m in models])
+    assert audit_zoo.recorded_markdown(None) is None
+    with pytest.raises(ValueError, match="names entry"):
+        audit_zoo.audit_representatives("quick", 0, "cpu", x, y, 0.1, names=["ResNet"])
+
+
+def test_the_chapter_story_reports_the_audits_numbers(audits):
+    from lsnotes import audit_zoo
+
+    saturating = audits("saturating")
+    story = audit_zoo.story({"LS": saturating, "PGD-AT": audits("linear")}, "quick")
+    gap = saturating.indicator("stronger_attacks_beat_pgd").numbers["gap"]
+    assert f"overestimates its robustness by {100 * gap:.0f} points" in story["ls_sentence"]
+    assert "the margin loss (" in story["ls_sentence"]
+    assert "no serious indicator" in story["at_sentence"]
+    table = audit_zoo.summary_markdown({"LS": saturating})
+    assert f"{saturating.robust_acc:.2f}" in table and "Unavailable gradients" in table
