@@ -245,18 +245,24 @@ class AuditReport:
         }
 
     def save_json(self, path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        return path
+        """Write :meth:`to_dict` as JSON (atomically: a reader never sees half a report)."""
+        return _write(path, json.dumps(self.to_dict(), indent=1) + "\n")
 
     def save_html(self, path) -> Path:
+        """Write the self-contained HTML page (:func:`lsnotes.audit_html.render`), atomically."""
         from lsnotes.audit_html import render
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render(self), encoding="utf-8")
-        return path
+        return _write(path, render(self))
+
+
+def _write(path, text: str) -> Path:
+    from lsnotes.cache import atomic_write
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, text.encode("utf-8"))
+    path.chmod(0o644)  # a report is for reading; the temporary file was private
+    return path
 
 
 def library_versions() -> dict:
