@@ -1,0 +1,279 @@
+"""The result of :func:`lsnotes.audit.audit`: per-attack, per-example results, indicators and
+verdicts, as RobustBench-shaped JSON (:meth:`AuditReport.to_dict`) or an HTML page.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from lsnotes import __version__ as lsnotes_version
+
+SERIOUS_WHEN = {
+    "unavailable_gradients": "it trips on an example the worst case still counts as robust",
+    "unstable_predictions": "it fires: every number is then one random draw",
+    "silent_success": "never here: this audit keeps each example's best iterate",
+    "incomplete_optimisation": "it trips on an example the worst case still counts as robust",
+    "transfer_failure": "it fires: the model's own gradients hide adversarial examples",
+    "unconstrained_failure": "it fires: the attack, not the model, fails",
+    "single_step_beats_iterative": "it fires: the iterative attack is stuck",
+    "stronger_attacks_beat_pgd": "never: the worst case already counts what they found",
+}
+
+
+@dataclass
+class AttackRow:
+    """One attack of the battery: per example, is the model still correct afterwards?
+
+    ``correct[i]`` is None where the attack did not run on example i: it was already misclassified
+    (``scope == "all"``) or already broken by an earlier attack (``scope == "survivors"``).
+    """
+
+    name: str
+    description: str
+    scope: str
+    correct: list
+    seconds: float
+    error: str | None = None
+    notes: list | None = None    # per example, e.g. which part of AutoAttack broke it
+
+    def accuracy(self, clean_correct) -> float | None:
+        """Accuracy under this attack alone; None for attacks run only on survivors."""
+        if self.scope != "all" or self.error:
+            return None
+        return sum(bool(c) and (r is not False) for c, r in zip(clean_correct, self.correct)) \
+            / len(clean_correct)
+
+
+@dataclass
+class Indicator:
+    """One indicator or check: how many examples trip it, what that means, what to do."""
+
+    key: str
+    title: str
+    source: str
+    count: int
+    n: int
+    fired: bool
+    serious: bool
+    finding: str
+    meaning: str
+    advice: str
+    per_example: list | None = None
+    numbers: dict = field(default_factory=dict)
+    skipped: str | None = None
+
+    @property
+    def status(self) -> str:
+        if self.skipped:
+            return "skipped"
+        return "serious" if self.serious else "warning" if self.fired else "ok"
+
+
+@dataclass
+class AuditReport:
+    """Everything :func:`audit` measured; :meth:`to_dict` is RobustBench's ``model_info`` plus
+    the audit under ``extra["audit"]``."""
+
+    model_name: str
+    architecture: str
+    dataset: str
+    eps: float
+    norm: str
+    battery: Battery
+    seed: int
+    device: str
+    labels: list
+    clean_correct: list
+    rows: list
+    eps_sweep: dict
+    unconstrained_eps: float
+    indicators: list
+    autoattack_checks: list
+    transfer_source: str | None
+    seconds: float
+    main_attack: str
+
+    @property
+    def n_examples(self) -> int:
+        return len(self.clean_correct)
+
+    @property
+    def clean_acc(self) -> float:
+        return sum(self.clean_correct) / self.n_examples
+
+    def row(self, name: str) -> AttackRow:
+        return next(r for r in self.rows if r.name == name)
+
+    def accuracy(self, name: str) -> float | None:
+        return self.row(name).accuracy(self.clean_correct)
+
+    @property
+    def autoattack_acc(self) -> float | None:
+        """Accuracy under all of AutoAttack where the battery ran it on every example, else None."""
+        row = next((r for r in self.rows if r.name == "autoattack" and not r.error), None)
+        return row.accuracy(self.clean_correct) if row is not None else None
+
+    @property
+    def worst_case_correct(self) -> list:
+        """Correct on the clean input and under every attack that ran on it."""
+        return [bool(c) and all(r.correct[i] is not False for r in self.rows)
+                for i, c in enumerate(self.clean_correct)]
+
+    @property
+    def robust_acc(self) -> float:
+        """The per-example worst case over every attack at ε: the number to report."""
+        return sum(self.worst_case_correct) / self.n_examples
+
+    def newly_broken(self) -> dict:
+        """Per row, the examples it broke that no earlier row did (the cascade's attribution)."""
+        standing = list(self.clean_correct)
+        counts = {}
+        for r in self.rows:
+            broken = [i for i, s in enumerate(standing) if s and r.correct[i] is False]
+            counts[r.name] = len(broken)
+            for i in broken:
+                standing[i] = False
+        return counts
+
+    def indicator(self, key: str) -> Indicator:
+        return next(i for i in self.indicators + self.autoattack_checks if i.key == key)
+
+    @property
+    def serious(self) -> list:
+        return [i for i in self.indicators + self.autoattack_checks if i.serious]
+
+    @property
+    def verdict(self) -> str:
+        n_attacks = sum(1 for r in self.rows if not r.error)
+        worst = f"{100 * self.robust_acc:.1f} %"
+        if self.serious:
+            titles = "; ".join(i.title for i in self.serious)
+            return (f"Do not trust a single attack's number here. Robust accuracy is at most "
+                    f"{worst} (per-example worst case over {n_attacks} attacks) and may be lower: "
+                    f"serious indicators of attack failure: {titles}.")
+        warned = [i.title for i in self.indicators + self.autoattack_checks if i.fired]
+        return (f"No serious indicator of attack failure. Robust accuracy {worst} (per-example "
+                f"worst case over {n_attacks} attacks) is this battery's best estimate: an upper "
+                f"bound, not a certificate." + (f" Warnings: {'; '.join(warned)}." if warned else ""))
+
+    @property
+    def verdicts(self) -> list:
+        """The verdict, then what to do about each fired indicator, with its numbers."""
+        lines = [self.verdict]
+        for ind in self.indicators + self.autoattack_checks:
+            if ind.fired:
+                lines.append(f"{ind.title}: {ind.finding} What to do: {ind.advice}")
+        return lines
+
+    def table(self) -> list:
+        """One dict per row: attack, scope, accuracy alone, newly broken, worst case so far."""
+        new = self.newly_broken()
+        standing = list(self.clean_correct)
+        rows = [{"attack": "clean", "description": "no attack", "scope": "all",
+                 "accuracy": self.clean_acc, "newly_broken": self.n_examples - sum(standing),
+                 "worst_case_after": self.clean_acc, "seconds": 0.0, "error": None}]
+        for r in self.rows:
+            standing = [s and r.correct[i] is not False for i, s in enumerate(standing)]
+            rows.append({"attack": r.name, "description": r.description, "scope": r.scope,
+                         "accuracy": r.accuracy(self.clean_correct), "newly_broken": new[r.name],
+                         "worst_case_after": sum(standing) / self.n_examples,
+                         "seconds": round(r.seconds, 3), "error": r.error})
+        return rows
+
+    def text_table(self) -> str:
+        lines = [f"{self.model_name}: {self.dataset}, {self.norm} ε = {self.eps:g}, "
+                 f"{self.n_examples} examples, {self.battery.name} battery",
+                 f"{'attack':<34} {'scope':<9} {'acc %':>6} {'new':>4} {'worst %':>7} {'s':>6}"]
+        for r in self.table():
+            acc = "—" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}"
+            lines.append(f"{r['attack'][:34]:<34} {r['scope']:<9} {acc:>6} {r['newly_broken']:>4} "
+                         f"{100 * r['worst_case_after']:>7.1f} {r['seconds']:>6.1f}"
+                         + (f"  (failed: {r['error']})" if r["error"] else ""))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        percent = lambda acc: None if acc is None else f"{100 * acc:.2f}"  # noqa: E731
+
+        def indicator_dict(ind):
+            out = asdict(ind)
+            out["status"] = ind.status
+            return out
+
+        return {
+            "name": self.model_name,
+            "architecture": self.architecture,
+            "dataset": self.dataset,
+            "threat_model": "Linf" if self.norm == "linf" else "L2",
+            "eps": f"{self.eps:g}",
+            "clean_acc": percent(self.clean_acc),
+            "autoattack_acc": percent(self.autoattack_acc),
+            "additional_data": False,
+            "number_forward_passes": 1,
+            "extra": {
+                "attacks": {r.name: percent(r.accuracy(self.clean_correct)) for r in self.rows},
+                "worst_case_acc": percent(self.robust_acc),
+                "seconds": {r.name: round(r.seconds, 3) for r in self.rows},
+                "n_examples": self.n_examples,
+                "seed": self.seed,
+                "device": self.device,
+                "versions": library_versions(),
+                "per_example": {"label": self.labels, "clean": self.clean_correct,
+                                **{r.name: r.correct for r in self.rows},
+                                "worst_case": self.worst_case_correct},
+                "audit": {
+                    "verdict": self.verdict,
+                    "verdicts": self.verdicts,
+                    "serious": [i.key for i in self.serious],
+                    "battery": asdict(self.battery),
+                    "main_attack": self.main_attack,
+                    "table": self.table(),
+                    "notes": {r.name: r.notes for r in self.rows if r.notes},
+                    "eps_sweep": {f"{e:g}": a for e, a in self.eps_sweep.items()},
+                    "unconstrained_eps": self.unconstrained_eps,
+                    "transfer_source": self.transfer_source,
+                    "indicators": [indicator_dict(i) for i in self.indicators],
+                    "autoattack_checks": [indicator_dict(i) for i in self.autoattack_checks],
+                    "serious_when": SERIOUS_WHEN,
+                    "seconds_total": round(self.seconds, 3),
+                },
+            },
+        }
+
+    def save_json(self, path) -> Path:
+        """Write :meth:`to_dict` as JSON (atomically: a reader never sees half a report)."""
+        return _write(path, json.dumps(self.to_dict(), indent=1) + "\n")
+
+    def save_html(self, path) -> Path:
+        """Write the self-contained HTML page (:func:`lsnotes.audit_html.render`), atomically."""
+        from lsnotes.audit_html import render
+
+        return _write(path, render(self))
+
+
+def _write(path, text: str) -> Path:
+    from lsnotes.cache import atomic_write
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, text.encode("utf-8"))
+    path.chmod(0o644)  # a report is for reading; the temporary file was private
+    return path
+
+
+def library_versions() -> dict:
+    versions = {"torch": torch.__version__, "lsnotes": lsnotes_version,
+                "python": platform.python_version()}
+    try:
+        from importlib.metadata import version
+
+        versions["autoattack"] = version("pyautoattack")
+    except Exception:  # noqa: BLE001 - absent, or installed from git without metadata
+        versions["autoattack"] = "not installed"
+    return versions
+
+
