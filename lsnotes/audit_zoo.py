@@ -160,31 +160,35 @@ def summary_rows(reports: dict) -> list:
     return rows
 
 
-def summary_markdown(reports: dict) -> str:
-    lines = ["| model | clean | FGSM | PGD-20 | worst case | PGD-20 − worst | serious | warnings |",
-             "|---|---:|---:|---:|---:|---:|---|---|"]
-    for r in summary_rows(reports):
-        lines.append(f"| {r['model']} | {r['clean']:.2f} | {r['fgsm']:.2f} | {r['pgd']:.2f} | "
-                     f"{r['worst']:.2f} | {r['gap']:.2f} | {'; '.join(r['serious']) or '—'} | "
-                     f"{'; '.join(r['warnings']) or '—'} |")
-    return "\n".join(lines)
+def summary_table(reports: dict):
+    """The audits side by side: accuracies, the worst case, and the indicators each one found."""
+    from lsnotes.present import Table, fixed
+
+    rows = [[r["model"], fixed(r["clean"], 2), fixed(r["fgsm"], 2), fixed(r["pgd"], 2),
+             fixed(r["worst"], 2), fixed(r["gap"], 2), "; ".join(r["serious"]) or "—",
+             "; ".join(r["warnings"]) or "—"] for r in summary_rows(reports)]
+    return Table(["model", "clean", "FGSM", "PGD-20", "worst case", "PGD-20 − worst", "serious",
+                  "warnings"], rows, align={"serious": "left", "warnings": "left"})
 
 
-def recorded_markdown(recorded: dict | None) -> str | None:
-    """The table and audit verdicts a full-profile run of the chapter saved, or None."""
+def model_table(rows: list, title: str = ""):
+    """One row per model: clean, FGSM and PGD-20 accuracy (fractions)."""
+    from lsnotes.present import Table, fixed
+
+    return Table(["model", "clean", "FGSM", "PGD-20"],
+                 [[r["label"], fixed(r["clean"], 2), fixed(r["fgsm"], 2), fixed(r["pgd20"], 2)]
+                  for r in rows], title=title)
+
+
+def recorded_view(recorded: dict | None):
+    """What a full-profile run of the chapter saved: its model table (a ``present.Table`` whose
+    title carries the audits' verdicts), or None when nothing was recorded."""
     if recorded is None:
         return None
-    lines = [table_markdown(recorded["results"]["models"])]
-    for name, info in recorded["results"].get("audits", {}).items():
-        lines.append(f"\n{name} (full battery, GPU): {info['extra']['audit']['verdict']}")
-    return "\n".join(lines)
-
-
-def table_markdown(rows: list) -> str:
-    lines = ["| model | clean | FGSM | PGD-20 |", "|---|---:|---:|---:|"]
-    lines += [f"| {r['label']} | {r['clean']:.2f} | {r['fgsm']:.2f} | {r['pgd20']:.2f} |"
-              for r in rows]
-    return "\n".join(lines)
+    verdicts = "; ".join(f"{name}: {info['extra']['audit']['verdict']}"
+                         for name, info in recorded["results"].get("audits", {}).items())
+    title = "Full profile (GPU)" + (f" — audits (full battery): {verdicts}" if verdicts else "")
+    return model_table(recorded["results"]["models"], title=title)
 
 
 #: How the story names the battery's rows (PGD-k's variants by their suffix).

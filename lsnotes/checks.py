@@ -45,16 +45,18 @@ def number_in(name: str, value: Any, low: float = -math.inf, high: float = math.
     return x
 
 
-def positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    """Return ``value`` if it is an integer ``>= minimum`` (default 1); bools are refused."""
+def positive_int(name: str, value: Any, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value`` if it is an integer ``>= minimum`` (default 1) and, when ``maximum`` is
+    given, ``<= maximum``; bools are refused."""
+    allowed = f">= {minimum}" if maximum is None else f"in [{minimum}, {maximum}]"
     if isinstance(value, bool) or not isinstance(value, int) and not hasattr(value, "__index__"):
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+        raise ValueError(f"{name} must be an integer {allowed}; got {value!r}")
     try:
         number = operator.index(value)
     except (TypeError, RuntimeError):  # e.g. a tensor of several numbers
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}") from None
-    if number < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+        raise ValueError(f"{name} must be an integer {allowed}; got {value!r}") from None
+    if number < minimum or maximum is not None and number > maximum:
+        raise ValueError(f"{name} must be an integer {allowed}; got {value!r}")
     return number
 
 

@@ -501,7 +501,7 @@ def test_the_chapter_says_what_is_missing_instead_of_failing(tmp_path, monkeypat
     story = audit_zoo.story(reports, "quick", missing)
     assert "not in the model cache" in story["ls_sentence"] and story["fgsm_at_sentence"] == ""
     assert audit_zoo.accuracy_table(models, x, y, 0.1) == ([], [m.label for m in models])
-    assert audit_zoo.recorded_markdown(None) is None
+    assert audit_zoo.recorded_view(None) is None
     with pytest.raises(ValueError, match="names entry"):
         audit_zoo.audit_representatives("quick", 0, "cpu", x, y, 0.1, names=["ResNet"])
 
@@ -515,5 +515,5 @@ def test_the_chapter_story_reports_the_audits_numbers(audits):
     assert f"overestimates its robustness by {100 * gap:.0f} points" in story["ls_sentence"]
     assert "the margin loss (" in story["ls_sentence"]
     assert "no serious indicator" in story["at_sentence"]
-    table = audit_zoo.summary_markdown({"LS": saturating})
+    table = audit_zoo.summary_table({"LS": saturating}).to_markdown()
     assert f"{saturating.robust_acc:.2f}" in table and "Unavailable gradients" in table

@@ -186,7 +186,7 @@ def _execute_with(chapter: runbook.Chapter, tmp_path: Path, **parameters) -> run
 @pytest.mark.slow
 @pytest.mark.parametrize("parameters, message", [
     ({"profile": "fast"}, "ValueError: profile must be one of 'quick', 'full'; got 'fast'"),
-    ({"alpha": 3}, "ValueError: alpha must lie in [0, 1]; got 3"),
+    ({"alpha": 3}, "ValueError: alpha must be a finite number in [0, 1]; got 3"),
 ])
 def test_bad_parameter_fails_at_the_check_cell_of_a_tiny_chapter(tiny_book, tmp_path,
                                                                  parameters, message):
