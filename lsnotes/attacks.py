@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -41,6 +42,18 @@ LOSSES = ("ce", "cw")
 
 
 # ----------------------------------------------------------------------------- input checks
+
+def seeded_generator(seed: int, *tags: str, device="cpu") -> torch.Generator:
+    """A fresh generator seeded from ``seed`` and the names in ``tags``: each attack of a chapter
+    draws its own fixed random stream (``seeded_generator(0, "LS", "pgd20")``), independent of how
+    many draws the others made."""
+    seed = positive_int("seed", seed, minimum=0)
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise ValueError(f"tags must be strings; got {tag!r}")
+    salt = zlib.crc32("/".join(tags).encode()) if tags else 0
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + salt)
+
 
 @contextlib.contextmanager
 def frozen_model(model: torch.nn.Module):

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-import zlib
 from dataclasses import dataclass
 
 import torch
@@ -173,7 +172,7 @@ def _autograd_calls_in_forward(model, x) -> int:
 
 def audit_generator(name: str, seed: int) -> torch.Generator:
     """One generator per attack, so adding or reordering attacks does not change the others."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    return attack_lib.seeded_generator(seed, name)
 
 
 class _Runner:

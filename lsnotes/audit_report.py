@@ -4,14 +4,10 @@ verdicts, as RobustBench-shaped JSON (:meth:`AuditReport.to_dict`) or an HTML pa
 
 from __future__ import annotations
 
-import json
-import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
-from lsnotes import __version__ as lsnotes_version
+from lsnotes.evaluate import library_versions, model_info, percent_string, save_json
 
 SERIOUS_WHEN = {
     "unavailable_gradients": "it trips on an example the worst case still counts as robust",
@@ -197,26 +193,19 @@ class AuditReport:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        percent = lambda acc: None if acc is None else f"{100 * acc:.2f}"  # noqa: E731
-
         def indicator_dict(ind):
             out = asdict(ind)
             out["status"] = ind.status
             return out
 
-        return {
-            "name": self.model_name,
-            "architecture": self.architecture,
-            "dataset": self.dataset,
-            "threat_model": "Linf" if self.norm == "linf" else "L2",
-            "eps": f"{self.eps:g}",
-            "clean_acc": percent(self.clean_acc),
-            "autoattack_acc": percent(self.autoattack_acc),
-            "additional_data": False,
-            "number_forward_passes": 1,
-            "extra": {
-                "attacks": {r.name: percent(r.accuracy(self.clean_correct)) for r in self.rows},
-                "worst_case_acc": percent(self.robust_acc),
+        return model_info(
+            name=self.model_name, architecture=self.architecture, dataset=self.dataset,
+            norm=self.norm, eps=self.eps, clean_acc=self.clean_acc,
+            autoattack_acc=self.autoattack_acc,
+            extra={
+                "attacks": {r.name: percent_string(r.accuracy(self.clean_correct))
+                            for r in self.rows},
+                "worst_case_acc": percent_string(self.robust_acc),
                 "seconds": {r.name: round(r.seconds, 3) for r in self.rows},
                 "n_examples": self.n_examples,
                 "seed": self.seed,
@@ -241,39 +230,22 @@ class AuditReport:
                     "serious_when": SERIOUS_WHEN,
                     "seconds_total": round(self.seconds, 3),
                 },
-            },
-        }
+            })
 
     def save_json(self, path) -> Path:
         """Write :meth:`to_dict` as JSON (atomically: a reader never sees half a report)."""
-        return _write(path, json.dumps(self.to_dict(), indent=1) + "\n")
+        return save_json(self.to_dict(), path)
 
     def save_html(self, path) -> Path:
         """Write the self-contained HTML page (:func:`lsnotes.audit_html.render`), atomically."""
         from lsnotes.audit_html import render
+        from lsnotes.cache import atomic_write
 
-        return _write(path, render(self))
-
-
-def _write(path, text: str) -> Path:
-    from lsnotes.cache import atomic_write
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, text.encode("utf-8"))
-    path.chmod(0o644)  # a report is for reading; the temporary file was private
-    return path
+        path = Path(path)
+        atomic_write(path, render(self).encode("utf-8"))
+        path.chmod(0o644)  # a report is for reading; the temporary file was private
+        return path
 
 
-def library_versions() -> dict:
-    versions = {"torch": torch.__version__, "lsnotes": lsnotes_version,
-                "python": platform.python_version()}
-    try:
-        from importlib.metadata import version
-
-        versions["autoattack"] = version("pyautoattack")
-    except Exception:  # noqa: BLE001 - absent, or installed from git without metadata
-        versions["autoattack"] = "not installed"
-    return versions
 
 

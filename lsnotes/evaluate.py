@@ -32,9 +32,10 @@ def _generator_for(name: str, seed: int, start: int = 0) -> torch.Generator:
     and any run of whole batches (a shard, :func:`lsnotes.zoo.sharded_report`) draws exactly what
     the same batches draw inside one unsharded run.
     """
+    if not start:
+        return attack_lib.seeded_generator(seed, name)
     base = seed * 1_000_003 + zlib.crc32(name.encode())
-    if start:
-        base = (base + start * 0x9E3779B97F4A7C15) % 2**63  # a golden-ratio stride: no collisions
+    base = (base + start * 0x9E3779B97F4A7C15) % 2**63  # a golden-ratio stride: no collisions
     return torch.Generator().manual_seed(base)
 
 
@@ -74,7 +75,8 @@ def _check_run(model, source_model, x, y, seed, batch_size, progress):
     return y, seed, batch_size
 
 
-def _library_versions() -> dict:
+def library_versions() -> dict:
+    """The versions a result depends on, recorded with every report."""
     versions = {"torch": torch.__version__, "lsnotes": lsnotes_version,
                 "python": platform.python_version()}
     try:
@@ -84,6 +86,31 @@ def _library_versions() -> dict:
     except Exception:  # noqa: BLE001 - the package may be absent or installed from git
         versions["autoattack"] = "not installed"
     return versions
+
+
+def percent_string(accuracy: float | None) -> str | None:
+    """RobustBench writes accuracies as percent strings with two decimals."""
+    return None if accuracy is None else f"{100 * accuracy:.2f}"
+
+
+def model_info(*, name: str, architecture: str, dataset: str, norm: str, eps: float,
+               clean_acc: float, autoattack_acc: float | None, extra: dict) -> dict:
+    """RobustBench's ``model_info`` fields (accuracies as percent strings; AutoAttack's None when
+    it did not run), with everything of ours under ``extra``."""
+    return {"name": name, "architecture": architecture, "dataset": dataset,
+            "threat_model": "Linf" if norm == "linf" else "L2", "eps": f"{eps:g}",
+            "clean_acc": percent_string(clean_acc), "autoattack_acc": percent_string(autoattack_acc),
+            "additional_data": False, "number_forward_passes": 1, "extra": extra}
+
+
+def save_json(data: dict, path) -> Path:
+    """Write ``data`` as JSON, atomically (a reader never sees half a report), readable by all."""
+    from lsnotes.cache import atomic_write
+
+    path = Path(path)
+    atomic_write(path, (json.dumps(data, indent=1) + "\n").encode("utf-8"))
+    path.chmod(0o644)  # the temporary file was private
+    return path
 
 
 @dataclass
@@ -145,35 +172,21 @@ class RobustnessReport:
 
     def to_dict(self) -> dict:
         """RobustBench's ``model_info`` fields (accuracies as percent strings) plus our extras."""
-        percent = lambda acc: f"{100 * acc:.2f}"  # noqa: E731
-        return {
-            "name": self.model_name,
-            "architecture": self.architecture,
-            "dataset": self.dataset,
-            "threat_model": "Linf" if self.norm == "linf" else "L2",
-            "eps": f"{self.eps:g}",
-            "clean_acc": percent(self.clean_acc),
-            "autoattack_acc": (percent(self.robust_acc("autoattack"))
-                               if "autoattack" in self.robust_correct else None),
-            "additional_data": False,
-            "number_forward_passes": 1,
-            "extra": {
-                "attacks": {name: percent(self.robust_acc(name)) for name in self.robust_correct},
-                "worst_case_acc": percent(self.worst_case_acc),
-                "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
-                "n_examples": self.n_examples,
-                "seed": self.seed,
-                "device": self.device,
-                "versions": _library_versions(),
-                "per_example": {"clean": self.clean_correct, **self.robust_correct},
-            },
-        }
+        return model_info(
+            name=self.model_name, architecture=self.architecture, dataset=self.dataset,
+            norm=self.norm, eps=self.eps, clean_acc=self.clean_acc,
+            autoattack_acc=(self.robust_acc("autoattack") if "autoattack" in self.robust_correct
+                            else None),
+            extra={"attacks": {name: percent_string(self.robust_acc(name))
+                               for name in self.robust_correct},
+                   "worst_case_acc": percent_string(self.worst_case_acc),
+                   "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                   "n_examples": self.n_examples, "seed": self.seed, "device": self.device,
+                   "versions": library_versions(),
+                   "per_example": {"clean": self.clean_correct, **self.robust_correct}})
 
     def save_json(self, path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
+        return save_json(self.to_dict(), path)
 
 
 def robustness_report(model, x, y, eps, attacks=DEFAULT_ATTACKS, *, source_model=None,

@@ -44,10 +44,8 @@ import torch
 
 from lsnotes.checks import choice, chapter_params, positive_int
 from lsnotes.data import load_subset
+from lsnotes.losses import LS_METHODS
 from lsnotes.train import TrainConfig, TrainResult, train_or_load
-
-
-LS_METHODS = ("szegedy", "sls", "als", "bls", "sbls")
 
 
 @dataclass(frozen=True)
@@ -222,6 +220,17 @@ def setting(profile: str = "quick", name: str | None = None) -> Setting:
         return name
     by_name = {s.name: s for s in settings(profile)}
     return by_name[choice("setting", name, by_name)]
+
+
+def chapter_setting(chapter: str, profile: str = "quick", name: str | None = None) -> Setting:
+    """The setting ``chapter`` runs on: in the quick profile the one CPU setting; in the full
+    profile the set-up of the chapter's paper called ``name`` (default: the paper's first), so
+    ``soft_labels_at`` gets Yu et al.'s ResNet-18 and ``gradient_masking`` Fu et al.'s WRN."""
+    choice("chapter", chapter, CHAPTERS)
+    options = {s.name: s for s in _chapter_settings(chapter, profile)}
+    if name is None:
+        return next(iter(options.values()))
+    return options[choice("setup", name, options)]
 
 
 def config(profile: str = "quick", method: str = "ce", alpha: float = 0.0, *,

@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from . import checks
 
 METHODS = ("ce", "szegedy", "sls", "als", "bls", "sbls")
+#: The label-smoothing variants: every method but plain cross-entropy.
+LS_METHODS = METHODS[1:]
 REDUCTIONS = ("mean", "sum", "none")
 
 

@@ -384,21 +384,25 @@ def _check_labels_fit(model, x, y, device) -> None:
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
-    """Clean accuracy of ``model`` (evaluation mode) on ``(x, y)``; its mode is restored."""
+def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Which examples ``model`` (evaluation mode) classifies correctly: a bool tensor on ``y``'s
+    device; the model's mode is restored."""
     batch_size = _check_eval_inputs(model, x, y, batch_size)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    correct = 0
     try:
         _check_labels_fit(model, x, y, device)
-        for start in range(0, len(y), batch_size):
-            xb, yb = x[start:start + batch_size].to(device), y[start:start + batch_size].to(device)
-            correct += int((model(xb).argmax(1) == yb).sum())
+        right = [model(x[i:i + batch_size].to(device)).argmax(1) == y[i:i + batch_size].to(device)
+                 for i in range(0, len(y), batch_size)]
     finally:
         model.train(was_training)
-    return correct / len(y)
+    return torch.cat(right).to(y.device)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
+    """Clean accuracy of ``model`` (evaluation mode) on ``(x, y)``; its mode is restored."""
+    return int(correct(model, x, y, batch_size).sum()) / len(y)
 
 
 def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 10,

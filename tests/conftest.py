@@ -66,6 +66,21 @@ def toc_chapters() -> list[str]:
     return [c.name for c in runbook.book_chapters(REPO)]
 
 
+#: The jupytext front matter every chapter (and every test chapter) starts with.
+CHAPTER_HEADER = """\
+---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+"""
+
+
 @pytest.fixture(scope="session")
 def executed_book():
     """Every chapter executed once (quick profile) into ``_build/executed``: name -> result.

@@ -428,3 +428,14 @@ def test_the_book_margin_and_the_attack_margin_loss_have_opposite_signs():
     assert attacks.margin(logits, y).tolist() == [0.5, -2.0]   # m = z_y − max_{k≠y} z_k
     assert attacks.margin_loss(logits, y).tolist() == [-0.5, 2.0]
     assert torch.equal(attacks.attack_loss(logits, y, "cw"), attacks.margin_loss(logits, y))
+
+
+def test_seeded_generator_gives_each_tag_its_own_fixed_stream():
+    draw = lambda *tags: torch.rand(4, generator=attacks.seeded_generator(3, *tags)).tolist()
+    assert draw("LS", "pgd20") == draw("LS", "pgd20")
+    assert draw("LS", "pgd20") != draw("CE", "pgd20") != draw()
+    assert torch.rand(4, generator=attacks.seeded_generator(4, "LS", "pgd20")).tolist() != draw(
+        "LS", "pgd20")
+    for bad, name in [((-1,), "seed"), ((0, 7), "tags")]:
+        with pytest.raises(ValueError, match=name):
+            attacks.seeded_generator(*bad)

@@ -9,19 +9,9 @@ import torch
 from torch import nn
 
 from lsnotes import attacks, evaluate
+from audit_models import Quantised
 from tiny_models import blobs, trained_linear
 
-
-
-class Quantised(nn.Module):
-    """Rounds pixels to 4 levels first: gradients are zero, a textbook case of masking."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x):
-        return self.model(torch.round(x * 3) / 3)
 
 
 @pytest.fixture(scope="module")

@@ -207,6 +207,27 @@ def test_fu_table3_attack_settings_exactly_and_quick_differences_named():
                                                          "autoattack": dict(version="standard")}
 
 
+@pytest.mark.parametrize("chapter, paper, request_", [
+    ("gradient_masking", "fu", dict(adversarial="trades")),
+    ("soft_labels_at", "yu", dict(adversarial="trades_sglr")),
+    ("classic_attacks", "goibert", dict(adversarial="fgsm")),
+    ("training_with_ls", "goibert", dict(method="als", alpha=0.5)),
+])
+def test_each_chapter_runs_on_its_papers_setting_and_asks_for_what_the_zoo_trained(
+        chapter, paper, request_):
+    for setup in experiments.settings("full", paper):
+        s = experiments.chapter_setting(chapter, "full", None if setup is experiments.settings(
+            "full", paper)[0] else setup.name)
+        assert s == setup
+        # What the chapter asks for with setting=s is a model `lsnotes zoo train` trained.
+        key = experiments.config("full", setting=s, **request_).key()
+        planned = experiments.chapter_models(chapter, "full")[s.name].values()
+        assert key in {c.key() for c in planned}, (chapter, s.name)
+    assert experiments.chapter_setting(chapter, "quick") is experiments.QUICK
+    with pytest.raises(ValueError, match="setup must be one of"):
+        experiments.chapter_setting(chapter, "full", "cifar100")
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda: experiments.settings("full", "smith"), "paper must be one of"),
     (lambda: experiments.chapter_models("toy_problem"), "chapter must be one of"),

@@ -186,14 +186,20 @@ def quoted_numbers(executed_book, chapter: str) -> list[str]:
 
 def check_prose(page, chapter: str, executed_book) -> None:
     """After Run All the prose shows numbers and rendered citations, never raw MyST roles."""
-    prose = "\n".join(page.locator(".jp-MarkdownCell .jp-RenderedMarkdown").all_inner_texts())
+    # jupyterlab-myst renders into its own element, not .jp-RenderedMarkdown; a rendered cell's
+    # editor is hidden, so the cell's visible text is what a reader sees.
+    prose = "\n".join(page.locator(".jp-MarkdownCell").all_inner_texts())
+    assert len(prose) > 200, f"{chapter}: no rendered prose found in JupyterLab"
     for raw in ("{glue", "{cite", "{eval}"):
         assert raw not in prose, f"{chapter}: JupyterLab shows raw {raw!r} in the prose"
     numbers = quoted_numbers(executed_book, chapter)
     assert numbers, f"{chapter}: the prose quotes no computed number ({{eval}})"
     missing = [n for n in numbers if n not in prose]
+    if missing:
+        dump = screenshot_path(f"jupyterlab_{chapter}_prose").with_suffix(".txt")
+        dump.write_text(prose)
     assert not missing, (f"{chapter}: numbers the prose quotes (as run-book computed them) are "
-                         f"not shown in JupyterLab: {missing[:5]}")
+                         f"not shown in JupyterLab: {missing[:5]} (its prose: {dump})")
 
 
 @pytest.mark.parametrize("chapter, slider_label", LAB_CHAPTERS)

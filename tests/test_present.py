@@ -13,6 +13,7 @@ import nbformat
 import pytest
 import yaml
 
+from conftest import CHAPTER_HEADER
 from lsnotes import cli, runbook
 from lsnotes.present import Claims, ClaimFailed, Table, Text, fixed, percent, share, signed_points
 
@@ -116,17 +117,7 @@ def test_fill_inline_expressions_escapes_and_names_what_is_missing():
     assert runbook.fill_inline_expressions("{eval}`other`", stored, "ch", strict=False) == "[not computed]"
 
 
-EVAL_CHAPTER = textwrap.dedent("""\
-    ---
-    jupytext:
-      text_representation:
-        extension: .md
-        format_name: myst
-    kernelspec:
-      display_name: Python 3
-      language: python
-      name: python3
-    ---
+EVAL_CHAPTER = CHAPTER_HEADER + textwrap.dedent("""\
 
     # Numbers in prose
 

@@ -12,22 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import CHAPTER_HEADER as HEADER
 from lsnotes import cli, runbook
 
 REPO = Path(__file__).resolve().parents[1]
 
-HEADER = """\
----
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-"""
 
 TINY_CHAPTER = HEADER + textwrap.dedent("""\
     # Tiny chapter

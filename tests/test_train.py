@@ -230,6 +230,21 @@ def test_accuracy_takes_int32_labels_and_refuses_bad_input():
             call()
 
 
+def test_correct_is_per_example_and_matches_accuracy_across_batches():
+    from lsnotes.train import correct
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).train()
+    x = torch.rand(7, 4)
+    y = model.eval()(x).argmax(1)
+    y[[1, 4]] = (y[[1, 4]] + 1) % 3          # two examples made wrong on purpose
+    model.train()
+    right = correct(model, x, y, batch_size=3)
+    assert right.tolist() == [True, False, True, True, False, True, True]
+    assert model.training and accuracy(model, x, y, batch_size=2) == 5 / 7
+    with pytest.raises(ValueError, match="batch_size"):
+        correct(model, x, y, batch_size=0)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--device", "cpu:abc"], "device"),
     (["--device", "cuda:99"], "device='cuda:99'"),       # a GPU this machine does not have
