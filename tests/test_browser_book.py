@@ -193,7 +193,7 @@ def test_visible_code_does_not_scroll_sideways(chapter_page):
     wide = page.evaluate("""() => [...document.querySelectorAll('article .cell_input pre')]
         .filter(pre => pre.offsetParent !== null && pre.clientWidth > 0)
         .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
-        .map(pre => pre.innerText.split('\\n').reduce((a, b) => a.length >= b.length ? a : b))""")
+        .map(pre => pre.textContent.split('\\n').reduce((a, b) => a.length >= b.length ? a : b))""")
     assert not wide, f"{name}: code lines wider than the page: {wide[:3]}"
 
 

@@ -187,8 +187,11 @@ def quoted_numbers(executed_book, chapter: str) -> list[str]:
 def check_prose(page, chapter: str, executed_book) -> None:
     """After Run All the prose shows numbers and rendered citations, never raw MyST roles."""
     # jupyterlab-myst renders into its own element, not .jp-RenderedMarkdown; a rendered cell's
-    # editor is hidden, so the cell's visible text is what a reader sees.
-    prose = "\n".join(page.locator(".jp-MarkdownCell").all_inner_texts())
+    # editor is hidden, so the cell's visible text is what a reader sees. Only the notebook in
+    # front: notebooks restored from an earlier session sit hidden in the DOM, where innerText
+    # falls back to the raw source.
+    prose = "\n".join(page.locator(
+        ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownCell:visible").all_inner_texts())
     assert len(prose) > 200, f"{chapter}: no rendered prose found in JupyterLab"
     for raw in ("{glue", "{cite", "{eval}"):
         assert raw not in prose, f"{chapter}: JupyterLab shows raw {raw!r} in the prose"
