@@ -433,6 +433,8 @@ def stage_book(root: Path, executed: Path, stage: Path) -> Path:
     config.setdefault("execute", {})["execute_notebooks"] = "off"
     (stage / "_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     shutil.copy2(root / "_toc.yml", stage / "_toc.yml")
+    if (root / "_static").is_dir():  # the book's own CSS (Jupyter Book adds every file there)
+        shutil.copytree(root / "_static", stage / "_static")
     # book/ minus the sources that the executed notebooks replace: bibliography, images, data.
     book_dirs = {Path(e).parent for e in toc_entries(root / "_toc.yml")}
     for folder in sorted(book_dirs):
