@@ -218,6 +218,15 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str = "linf"
     return x_adv
 
 
+def _input_gradient(losses: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+    """d(sum of losses)/d(input); zero where the graph does not reach the input (a cut graph is
+    a zero gradient to an attacker: it cannot move)."""
+    if not losses.requires_grad:
+        return torch.zeros_like(x_adv)
+    grad, = torch.autograd.grad(losses.sum(), x_adv, allow_unused=True)
+    return torch.zeros_like(x_adv) if grad is None else grad
+
+
 def _ascent_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
     """The steepest-ascent step of unit size: the gradient's sign (L∞) or its direction (L2)."""
     if norm == "linf":
@@ -357,7 +366,9 @@ def _random_start(x, eps, norm, generator, low, high):
 
 def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, norm: str = "linf",
         loss: str = "ce", restarts: int = 1, random_start: bool = True, x_init=None, target=None,
-        keep_best: bool = True, generator=None, progress: bool = False) -> torch.Tensor:
+        keep_best: bool = True, generator=None, progress: bool = False,
+        on_step: Callable[[int, int, torch.Tensor, torch.Tensor], None] | None = None
+        ) -> torch.Tensor:
     """Projected gradient ascent (Madry et al. 2018), batched, with restarts.
 
     ``step_size`` defaults to 2ε/steps. L∞ steps follow the gradient's sign, L2 steps its
@@ -366,7 +377,12 @@ def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, no
     ``x_init`` replaces the start of the first restart. Per example the result is the worst case
     over restarts and, when ``keep_best`` (the default), over the iterates of each run:
     misclassified first, then the highest loss. ``keep_best=False`` with one restart returns the
-    final iterate.
+    final iterate. Where the loss has no gradient with respect to the input (a cut graph), the step
+    is zero, as for a zero gradient.
+
+    ``on_step(restart, step, losses, wrong)``, if given, sees every iterate's per-example attack
+    loss and whether it is misclassified (step 0 is the start, step ``steps`` the last iterate):
+    what :func:`lsnotes.audit_pgd.traced_pgd` records for the indicators of attack failure.
     """
     y = check_batch(x, y)
     eps = _check_eps(eps, norm, x)
@@ -380,12 +396,14 @@ def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, no
     target = _check_target(target, y, x)
     random_start, keep_best = flag("random_start", random_start), flag("keep_best", keep_best)
     generator = _generator(generator)
+    if on_step is not None and not callable(on_step):
+        raise ValueError(f"on_step must be a function (restart, step, losses, wrong); got {on_step!r}")
     check_fits(model, x, y, target)
     x = x.detach()
 
     low, high = linf_bounds(x, eps) if norm == "linf" else (None, None)
-    # The last iterate needs its own forward pass only if something will compare it.
-    score_last = keep_best or restarts > 1
+    # The last iterate needs its own forward pass only if something will compare or record it.
+    score_last = keep_best or restarts > 1 or on_step is not None
     with frozen_model(model):
         bar = _steps_bar(restarts * steps, progress, "pgd")
         for restart in range(restarts):
@@ -404,13 +422,16 @@ def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, no
                 with torch.set_grad_enabled(step < steps):
                     logits = model(x_adv)
                     losses = attack_loss(logits, y, loss, target)
+                wrong = logits.argmax(1) != y
+                if on_step is not None:
+                    on_step(restart, step, losses.detach(), wrong)
                 if keep_best:
-                    run.offer(x_adv, logits.argmax(1) != y, losses)
+                    run.offer(x_adv, wrong, losses)
                 elif step == steps:  # keep_best=False: the final iterate, whatever its score
-                    run.x, run.wrong, run.loss = x_adv.detach(), logits.argmax(1) != y, losses.detach()
+                    run.x, run.wrong, run.loss = x_adv.detach(), wrong, losses.detach()
                 if step == steps:
                     break
-                grad, = torch.autograd.grad(losses.sum(), x_adv)
+                grad = _input_gradient(losses, x_adv)
                 x_adv = torch.add(x_adv.detach(), _ascent_direction(grad, norm), alpha=step_size)
                 if norm == "linf":  # bounds computed once per call, not per step
                     x_adv = torch.clamp(x_adv, low, high)

@@ -439,3 +439,22 @@ def test_seeded_generator_gives_each_tag_its_own_fixed_stream():
     for bad, name in [((-1,), "seed"), ((0, 7), "tags")]:
         with pytest.raises(ValueError, match=name):
             attacks.seeded_generator(*bad)
+
+
+def test_pgd_treats_a_cut_graph_as_a_zero_gradient_and_reports_every_iterate():
+    class Detached(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = nn.Linear(36, N_CLASSES)
+
+        def forward(self, x):
+            return self.layer(x.detach().flatten(1))
+
+    x, y = blobs(8, seed=1)
+    seen = []
+    x_adv = attacks.pgd(Detached(), x, y, 0.1, steps=3, random_start=False,
+                        on_step=lambda r, s, losses, wrong: seen.append((r, s, losses.shape)))
+    assert torch.equal(x_adv, x)                      # no gradient: the attack cannot move
+    assert seen == [(0, s, (8,)) for s in range(4)]   # the start and each of the 3 steps
+    with pytest.raises(ValueError, match="on_step"):
+        attacks.pgd(Detached(), x, y, 0.1, on_step="print")
