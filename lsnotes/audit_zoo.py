@@ -11,13 +11,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import torch
-
 from lsnotes import attacks, audit, cache, experiments, train
 from lsnotes.checks import choice
 
-TRAINING_NAMES = {"none": "standard", "fgsm": "FGSM-AT", "fgsm_rs": "FGSM-RS-AT", "pgd": "PGD-AT",
-                  "trades": "TRADES", "sglr": "SGLR"}
+TRAINING_NAMES = {"none": "standard", **experiments.AT_LABELS}
 
 
 @dataclass(frozen=True)
@@ -114,7 +111,7 @@ def accuracy_table(models: list, x, y, eps: float, seed: int = 0):
                "clean": train.accuracy(model, x, y)}
         for name in ("fgsm", "pgd20"):
             x_adv = attacks.run_attack(name, model, x, y, eps,
-                                       generator=torch.Generator().manual_seed(seed))
+                                       generator=attacks.seeded_generator(seed, name))
             row[name] = train.accuracy(model, x_adv, y)
         rows.append(row)
     return rows, missing
