@@ -250,17 +250,24 @@ def save_checkpoint(directory: Path, state: dict) -> None:
 
 def load_checkpoint(directory: Path, key: str) -> dict | None:
     """The verified epoch checkpoint of ``key``, or None (a bad one is warned about and deleted)."""
+    return _load_keyed(directory, key, PROGRESS_MANIFEST, PROGRESS, "checkpoint")
+
+
+def _load_keyed(directory, key: str, manifest: str, name: str, what: str,
+                valid=lambda state: True) -> dict | None:
+    """The verified dict stored as ``name`` under ``manifest`` if it was written for ``key`` (and
+    passes ``valid``); otherwise None, and a bad file is warned about and deleted."""
     directory = Path(directory)
     try:
-        contents = _read_bundle(directory, PROGRESS_MANIFEST)
+        contents = _read_bundle(directory, manifest)
         if contents is None:
             return None
-        state = _torch_from_bytes(contents[PROGRESS], PROGRESS)
-        if not isinstance(state, dict) or state.get("key") != key:
-            raise CacheCorruption("the checkpoint belongs to another configuration")
+        state = _torch_from_bytes(contents[name], name)
+        if not isinstance(state, dict) or state.get("key") != key or not valid(state):
+            raise CacheCorruption(f"the {what} belongs to another configuration")
         return state
     except (CacheCorruption, KeyError) as err:
-        _discard(directory, (PROGRESS_MANIFEST, PROGRESS), err)
+        _discard(directory, (manifest, name), err)
         return None
 
 
@@ -280,18 +287,8 @@ def store_best(directory: Path, key: str, best: dict) -> None:
 
 def load_best(directory: Path, key: str) -> dict | None:
     """The verified best-epoch record of ``key``, or None (a bad one is warned about, deleted)."""
-    directory = Path(directory)
-    try:
-        contents = _read_bundle(directory, BEST_MANIFEST)
-        if contents is None:
-            return None
-        best = _torch_from_bytes(contents[BEST], BEST)
-        if not isinstance(best, dict) or best.get("key") != key or not isinstance(best.get("model"), dict):
-            raise CacheCorruption("the best-epoch file belongs to another configuration")
-        return best
-    except (CacheCorruption, KeyError) as err:
-        _discard(directory, (BEST_MANIFEST, BEST), err)
-        return None
+    return _load_keyed(directory, key, BEST_MANIFEST, BEST, "best-epoch file",
+                       valid=lambda best: isinstance(best.get("model"), dict))
 
 
 # ------------------------------------------------------------------------------ bytes from elsewhere
