@@ -6,12 +6,22 @@ executes it with papermill (kernel ``python3``, working directory ``book/``) and
 device, error per chapter). ``lsnotes build-book`` runs every chapter this way, then builds the
 HTML from a staged copy of the book whose chapters are the executed notebooks, so nothing is
 executed twice.
+
+An executed chapter is reused, not executed again, while nothing it depends on has changed
+(:func:`execution_key`, the rules of Jupyter Book's ``execute_notebooks: cache``, plus what
+jupyter-cache cannot see): its code cells, the {eval} expressions of its prose and where they
+stand between code cells, the parameters injected, the device, and the package (every
+``lsnotes/**/*.py``, its version, ``requirements.txt``, the papers' data and the Python version).
+Prose, tags and other display-only edits reuse the stored outputs and {eval} values under the new
+text. ``--force`` executes anyway.
 """
 
 from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -21,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -197,6 +208,13 @@ class ChapterResult:
     notebook: str = ""
     error: str = ""
     failed_cell: str = ""           # source of the cell that raised, shortened
+    #: True when the chapter was not executed but reused from the execution cache; wall_s is
+    #: then the time to reuse it, and executed_wall_s (and peak memory, cells) the execution's.
+    reused: bool = False
+    executed_wall_s: float = 0.0
+    key: str = ""                   # the execution key (see execution_key)
+    #: seconds per executed code cell: [{"cell": index, "seconds": s, "first_line": "..."}]
+    cell_seconds: list = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- numbers in prose
@@ -328,15 +346,56 @@ def execute_chapter(chapter: Chapter, notebook, parameters: dict, out_dir: Path,
         except Exception as err:  # kernel died, timeout, ...: report it and go on
             result.status = "failed"
             result.error = f"{type(err).__name__}: {err}"
-    result.wall_s = round(time.perf_counter() - start, 3)
+    result.wall_s = result.executed_wall_s = round(time.perf_counter() - start, 3)
     result.peak_memory_mb = round(memory.peak_bytes / 2**20, 1)
+    if output.is_file():
+        result.cell_seconds = cell_seconds(nbformat.read(output, as_version=4))
     return result
 
 
+def cell_seconds(executed) -> list[dict]:
+    """Seconds per code cell of an executed notebook (papermill's timings), with its first line."""
+    timings = []
+    for index, cell in enumerate(executed.cells):
+        duration = cell.metadata.get("papermill", {}).get("duration")
+        if cell.cell_type == "code" and duration is not None:
+            first = next((line for line in cell.source.splitlines() if line.strip()), "")
+            timings.append({"cell": index, "seconds": round(float(duration), 3),
+                            "first_line": first[:100]})
+    return timings
+
+
+#: The documented override of the chapter kernels' thread count (a positive integer).
+THREADS_VARIABLE = "LSNOTES_THREADS"
+
+
+def kernel_threads(concurrent: int = 1) -> int:
+    """Threads for each chapter kernel: ``$LSNOTES_THREADS``, else the usable cores shared
+    evenly by ``concurrent`` kernels running at once (at least one)."""
+    raw = os.environ.get(THREADS_VARIABLE, "").strip()
+    if raw:
+        if not raw.isdigit() or int(raw) < 1:
+            raise ValueError(f"{THREADS_VARIABLE} must be a positive integer; got {raw!r}")
+        return int(raw)
+    concurrent = checks.positive_int("concurrent", concurrent)
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+             else os.cpu_count() or 1)
+    return max(1, cores // concurrent)
+
+
+def kernel_variables(concurrent: int = 1) -> dict[str, str]:
+    """:data:`KERNEL_ENV` plus the thread count (torch reads ``OMP_NUM_THREADS`` when it starts,
+    MKL its own variable); see :func:`kernel_threads`."""
+    threads = str(kernel_threads(concurrent))
+    return {**KERNEL_ENV, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
 @contextlib.contextmanager
-def kernel_environment():
-    """Set :data:`KERNEL_ENV` (where unset) for kernels started inside the block, then restore."""
-    added = {name: value for name, value in KERNEL_ENV.items() if name not in os.environ}
+def kernel_environment(concurrent: int = 1):
+    """Set :func:`kernel_variables` (where unset) for kernels started inside the block, then
+    restore. A variable the user set wins, so ``OMP_NUM_THREADS=1 lsnotes run-book`` works too."""
+    added = {name: value for name, value in kernel_variables(concurrent).items()
+             if name not in os.environ}
     os.environ.update(added)
     try:
         yield
@@ -350,11 +409,212 @@ def _shorten(source: str, lines: int = 3) -> str:
     return "\n".join(kept[:lines] + (["..."] if len(kept) > lines else []))
 
 
+# ----------------------------------------------------------------------------- reusing executions
+
+#: Where executed chapters are kept for reuse, relative to the book's root (``make clean``
+#: removes it with the rest of ``_build``).
+EXECUTION_CACHE = Path("_build") / "execution-cache"
+#: Entries kept per chapter (the newest): a few parameter sets side by side, not every past one.
+KEEP_PER_CHAPTER = 4
+#: Cell tags that change how a cell executes (the others only change how it is shown).
+EXECUTION_TAGS = ("parameters", "raises-exception", "skip-execution")
+_CACHED_NOTEBOOK = "notebook.ipynb"
+_CACHED_RESULT = "result.json"
+_CACHE_MANIFEST = "manifest.json"
+_KEY_FORMAT = 1
+
+
+def _is_injected(cell) -> bool:
+    return "injected-parameters" in cell.metadata.get("tags", [])
+
+
+def _prose_expressions(cells) -> list[tuple[int, str]]:
+    """``(code cells before it, expression)`` for every {eval} of the prose, in reading order: a
+    value depends on the kernel's state where the markdown cell stands."""
+    found, code_cells = [], 0
+    for cell in cells:
+        if cell.cell_type == "code" and not _is_injected(cell):
+            code_cells += 1
+        elif cell.cell_type == "markdown":
+            found += [(code_cells, e) for e in dict.fromkeys(INLINE_EXPRESSION.findall(cell.source))]
+    return found
+
+
+def package_fingerprint() -> dict:
+    """SHA-256 of everything the chapters import or read through the package: every
+    ``lsnotes/**/*.py``, the package version, ``requirements.txt`` and the papers' data beside the
+    package, and the Python version."""
+    from . import __version__
+
+    package = Path(__file__).resolve().parent
+    checkout = package.parent
+    files = sorted(package.rglob("*.py")) + sorted((checkout / "book" / "papers").glob("*.json"))
+    files += [checkout / "requirements.txt"] if (checkout / "requirements.txt").is_file() else []
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(checkout).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return {"version": __version__, "python": sys.version.split()[0], "files": digest.hexdigest()}
+
+
+def execution_key(notebook, parameters: dict, device: str, package: dict | None = None) -> str:
+    """The key of one chapter execution: equal keys, equal executions (up to randomness the
+    chapter does not seed). ``device`` is the resolved one (``cpu``/``cuda``)."""
+    code = [[cell.source, sorted(t for t in cell.metadata.get("tags", []) if t in EXECUTION_TAGS)]
+            for cell in notebook.cells if cell.cell_type == "code"]
+    described = {"format": _KEY_FORMAT,
+                 "kernel": notebook.metadata.get("kernelspec", {}).get("name", KERNEL_NAME),
+                 "code": code, "expressions": _prose_expressions(notebook.cells),
+                 "parameters": parameters, "device": device,
+                 "package": package if package is not None else package_fingerprint()}
+    text = json.dumps(described, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def reuse_outputs(fresh, executed):
+    """``fresh`` (the chapter as it is now) with the outputs, timings and {eval} values of
+    ``executed`` (an execution with the same key): new prose, tags and metadata, old results.
+    None if the two do not line up (the key should prevent it)."""
+    import copy
+
+    stored = [c for c in executed.cells if c.cell_type == "code"]
+    if sum(not _is_injected(c) for c in stored) != sum(c.cell_type == "code" for c in fresh.cells):
+        return None
+    answers, code_cells = {}, 0
+    for cell in executed.cells:
+        if cell.cell_type == "code" and not _is_injected(cell):
+            code_cells += 1
+        for entry in cell.metadata.get("user_expressions", []) if cell.cell_type == "markdown" else ():
+            answers[(code_cells, entry.get("expression"))] = entry
+    merged = copy.deepcopy(executed)
+    merged.cells = []
+    queue = list(stored)
+
+    def take_injected():
+        while queue and _is_injected(queue[0]):
+            merged.cells.append(copy.deepcopy(queue.pop(0)))
+
+    take_injected()
+    code_cells = 0
+    for cell in fresh.cells:
+        new = copy.deepcopy(cell)
+        if cell.cell_type == "code":
+            old = queue.pop(0)
+            new.outputs = copy.deepcopy(old.get("outputs", []))
+            new.execution_count = old.get("execution_count")
+            for name in ("papermill", "execution"):
+                if name in old.metadata:
+                    new.metadata[name] = copy.deepcopy(old.metadata[name])
+            merged.cells.append(new)
+            code_cells += 1
+            take_injected()
+            continue
+        if cell.cell_type == "markdown":
+            expressions = dict.fromkeys(INLINE_EXPRESSION.findall(cell.source))
+            if expressions:
+                try:
+                    new.metadata["user_expressions"] = [copy.deepcopy(answers[(code_cells, e)])
+                                                        for e in expressions]
+                except KeyError:
+                    return None
+        merged.cells.append(new)
+    return merged
+
+
+class ExecutionCache:
+    """Executed chapters by execution key: ``<folder>/<chapter>-<key>/`` holds the executed
+    notebook, its :class:`ChapterResult` and a manifest of their SHA-256 (the model cache's
+    format). An entry is written in a temporary folder and renamed into place, so it appears
+    whole or not at all and never changes; a damaged one is deleted and executed again."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def _entry(self, chapter: str, key: str) -> Path:
+        return self.folder / f"{chapter}-{key}"
+
+    def load(self, chapter: str, key: str):
+        """``(executed notebook, stored result dict)`` or None."""
+        from . import cache
+
+        entry = self._entry(chapter, key)
+        try:
+            contents = cache._read_bundle(entry, _CACHE_MANIFEST)
+            if contents is None:
+                return None
+            notebook = nbformat.reads(contents[_CACHED_NOTEBOOK].decode(), as_version=4)
+            record = json.loads(contents[_CACHED_RESULT])
+            if record.get("key") != key or record.get("chapter") != chapter:
+                raise cache.CacheCorruption("the entry belongs to another chapter or key")
+        except Exception as err:  # noqa: BLE001 - whatever is wrong, the chapter executes again
+            warnings.warn(f"discarding executed chapter {entry}: {err}; it will be executed "
+                          "again", cache.CacheWarning, stacklevel=2)
+            shutil.rmtree(entry, ignore_errors=True)
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(entry)  # newest use: kept longest by prune
+        return notebook, record
+
+    def store(self, chapter: str, key: str, executed_path: Path, result: "ChapterResult") -> None:
+        from . import cache
+
+        record = {**asdict(result), "notebook": ""}
+        self.folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.folder, prefix=f".{chapter}-"))
+        try:
+            cache._write_bundle(staging, {
+                _CACHED_NOTEBOOK: Path(executed_path).read_bytes(),
+                _CACHED_RESULT: json.dumps(record, indent=1).encode()}, _CACHE_MANIFEST)
+            os.rename(staging, self._entry(chapter, key))
+        except OSError:  # another run stored the same key first: keep its entry
+            pass
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        self.prune(chapter)
+
+    def prune(self, chapter: str, keep: int = KEEP_PER_CHAPTER) -> None:
+        """Keep the ``keep`` most recently used entries of ``chapter``."""
+        pattern = re.compile(rf"{re.escape(chapter)}-[0-9a-f]{{32}}")
+        entries = [p for p in self.folder.iterdir() if p.is_dir() and pattern.fullmatch(p.name)]
+        entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[keep:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def reuse_chapter(chapter: Chapter, notebook, key: str, store: ExecutionCache, out_dir: Path,
+                  device: str) -> ChapterResult | None:
+    """Write the stored execution of ``key`` under the chapter's current text to
+    ``<out_dir>/<chapter>.ipynb``; its result, or None when there is none to reuse."""
+    from .cache import atomic_write
+
+    start = time.perf_counter()
+    hit = store.load(chapter.name, key)
+    if hit is None:
+        return None
+    executed, record = hit
+    merged = reuse_outputs(notebook, executed)
+    if merged is None:
+        return None
+    output = out_dir / f"{chapter.name}.ipynb"
+    atomic_write(output, nbformat.writes(merged).encode())
+    known = {f.name for f in dataclasses.fields(ChapterResult)}
+    result = ChapterResult(**{k: v for k, v in record.items() if k in known})
+    result.entry, result.device, result.notebook = chapter.entry, device, str(output)
+    result.reused = True
+    result.wall_s = round(time.perf_counter() - start, 3)
+    return result
+
+
 def run_book(chapters: list[str] | None = None, *, profile: str = "quick", seed: int = 0,
              device: str = "auto", out: str | Path = "_build/executed",
              params: dict | None = None, root: Path | None = None,
-             progress: bool = True) -> list[ChapterResult]:
+             progress: bool = True, force: bool = False,
+             cache_dir: str | Path | None = None) -> list[ChapterResult]:
     """Execute the chosen chapters (all by default) and write notebooks and ``summary.json``.
+
+    A chapter whose :func:`execution_key` has a stored execution (in ``cache_dir``, by default
+    ``<root>/_build/execution-cache``) is reused instead; ``force=True`` executes every chosen
+    chapter anyway. Only chapters that ran without error are stored.
 
     Bad input (unknown chapter, a parameter no chosen chapter defines, invalid profile/seed/
     device) raises ``ValueError`` before anything executes. A failing chapter does not stop
@@ -366,6 +626,8 @@ def run_book(chapters: list[str] | None = None, *, profile: str = "quick", seed:
     checks.choice("profile", profile, checks.PROFILES)
     seed = checks.positive_int("seed", seed, minimum=0)
     resolved_device = checks.resolve_device(device)
+    checks.flag("force", force)
+    threads = kernel_threads()  # a bad LSNOTES_THREADS fails here, before any work
     chosen = select_chapters(book_chapters(root), chapters)
     standard = {"profile": profile, "seed": seed, "device": device}
     extra = dict(params or {})
@@ -388,15 +650,26 @@ def run_book(chapters: list[str] | None = None, *, profile: str = "quick", seed:
     out_dir = Path(out)
     out_dir = out_dir if out_dir.is_absolute() else root / out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
+    store = ExecutionCache(Path(cache_dir) if cache_dir else root / EXECUTION_CACHE)
+    package = package_fingerprint()
     bar = tqdm(plan, desc="chapters", unit="chapter", disable=not progress)
     with kernel_environment():
         for chapter, notebook, passed in bar:
             bar.set_postfix_str(chapter.name)
-            results.append(execute_chapter(chapter, notebook, passed, out_dir,
-                                           cwd=chapter.source.parent, device=resolved_device))
+            key = execution_key(notebook, passed, resolved_device, package)
+            result = None if force else reuse_chapter(chapter, notebook, key, store, out_dir,
+                                                      resolved_device)
+            if result is None:
+                result = execute_chapter(chapter, notebook, passed, out_dir,
+                                         cwd=chapter.source.parent, device=resolved_device)
+                result.key = key
+                if result.status == "ok":
+                    store.store(chapter.name, key, Path(result.notebook), result)
+            results.append(result)
     order = {c.entry: i for i, c in enumerate(chosen)}
     results.sort(key=lambda r: order[r.entry])
-    write_summary(out_dir / "summary.json", results, profile=profile, seed=seed)
+    write_summary(out_dir / "summary.json", results, profile=profile, seed=seed,
+                  kernel_threads=int(os.environ.get("OMP_NUM_THREADS") or threads))
     return results
 
 
@@ -412,12 +685,15 @@ def print_results(results: list[ChapterResult], stream=None) -> None:
     stream = stream or sys.stdout
     width = max((len(r.chapter) for r in results), default=7)
     for r in results:
-        line = f"{r.status:>7}  {r.chapter:<{width}}  {r.wall_s:7.1f} s  {r.peak_memory_mb:7.0f} MB"
+        status = "reused" if r.reused else r.status
+        line = f"{status:>7}  {r.chapter:<{width}}  {r.wall_s:7.1f} s  {r.peak_memory_mb:7.0f} MB"
         if r.error:
             line += f"  {r.error.splitlines()[0][:200]}"
         print(line, file=stream)
     failed = [r.chapter for r in results if r.status != "ok"]
+    reused = sum(r.reused for r in results)
     print(f"{len(results) - len(failed)}/{len(results)} chapters ran"
+          + (f" ({reused} reused unchanged; --force executes them)" if reused else "")
           + (f"; failed: {', '.join(failed)}" if failed else ""), file=stream)
 
 
@@ -503,8 +779,10 @@ def build_html(stage: Path, out: Path, capture: bool = False) -> tuple[int, Path
 
 def build_book(*, profile: str = "quick", seed: int = 0, device: str = "auto",
                out: str | Path = "_build", root: Path | None = None,
-               progress: bool = True) -> tuple[int, Path, list[ChapterResult]]:
-    """Execute every chapter, then build the HTML from the executed notebooks.
+               progress: bool = True, force: bool = False,
+               cache_dir: str | Path | None = None) -> tuple[int, Path, list[ChapterResult]]:
+    """Execute every chapter (reusing unchanged ones, as :func:`run_book`), then build the HTML
+    from the executed notebooks.
 
     Returns (exit code, html folder, chapter results); non-zero when a chapter or the build
     failed. The HTML is built even when a chapter failed, so its error can be read there.
@@ -514,7 +792,7 @@ def build_book(*, profile: str = "quick", seed: int = 0, device: str = "auto",
     out = out if out.is_absolute() else root / out
     executed = out / "executed"
     results = run_book(None, profile=profile, seed=seed, device=device, out=executed, root=root,
-                       progress=progress)
+                       progress=progress, force=force, cache_dir=cache_dir)
     print_results(results)
     stage = stage_book(root, executed, out / "stage")
     code, html, _ = build_html(stage, out)
@@ -528,7 +806,8 @@ def _run_book_cli(args) -> int:
     chapters = [c.strip() for c in args.chapters.split(",") if c.strip()] if args.chapters else None
     params = dict(parse_param(p) for p in args.param)
     results = run_book(chapters, profile=args.profile, seed=args.seed, device=args.device,
-                       out=args.out, params=params, progress=not args.no_progress)
+                       out=args.out, params=params, progress=not args.no_progress,
+                       force=args.force)
     print_results(results)
     print(f"summary: {Path(args.out) / 'summary.json'}")
     return 0 if all(r.status == "ok" for r in results) else 1
@@ -536,7 +815,7 @@ def _run_book_cli(args) -> int:
 
 def _build_book_cli(args) -> int:
     code, html, _ = build_book(profile=args.profile, seed=args.seed, device=args.device,
-                               out=args.out, progress=not args.no_progress)
+                               out=args.out, progress=not args.no_progress, force=args.force)
     print(f"HTML: {html / 'index.html'}" if code == 0 else
           f"build failed (see above); partial HTML: {html}")
     return code
@@ -548,6 +827,9 @@ def add_cli(subparsers) -> None:
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--device", default="auto", choices=checks.DEVICES)
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+        parser.add_argument("--force", action="store_true",
+                            help="execute every chapter, even one whose code, parameters and "
+                                 "package are unchanged since its stored execution")
 
     run = subparsers.add_parser("run-book", help="execute chapters with papermill",
                                 description="Execute chapters listed in _toc.yml with papermill.")

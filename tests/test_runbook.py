@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 
@@ -247,3 +248,245 @@ def test_kernel_environment_fills_unset_variables_keeps_user_values_and_restores
         assert os.environ[first] == runbook.KERNEL_ENV[first]
         assert os.environ[second] == "12345"
     assert first not in os.environ and os.environ[second] == "12345"
+
+
+# ----------------------------------------------------------------------------- reusing executions
+
+COUNTING_CHAPTER = HEADER + textwrap.dedent("""\
+    # {title}
+
+    ```{{code-cell}} ipython3
+    :tags: [parameters]
+    profile = "quick"
+    seed = 0
+    device = "auto"
+    ```
+
+    ```{{code-cell}} ipython3
+    with open("runs_{name}.txt", "a") as log:
+        log.write("ran\\n")
+    value = {value}
+    print("value is", value)
+    ```
+
+    The value is {{eval}}`value`.
+    """)
+
+
+def _counting_book(root: Path, values: dict[str, int]) -> Path:
+    (root / "book").mkdir(parents=True)
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/" + next(iter(values)) + "\n"
+                                   "chapters:\n" + "".join(f"  - file: book/{name}\n"
+                                                           for name in list(values)[1:]))
+    for name, value in values.items():
+        write_counting_chapter(root, name, value)
+    return root
+
+
+def write_counting_chapter(root: Path, name: str, value: int, title: str = "A chapter") -> None:
+    (root / "book" / f"{name}.md").write_text(
+        COUNTING_CHAPTER.format(name=name, value=value, title=title))
+
+
+def _runs(root: Path, name: str) -> int:
+    path = root / "book" / f"runs_{name}.txt"
+    return len(path.read_text().splitlines()) if path.is_file() else 0
+
+
+def _shown_value(result: runbook.ChapterResult) -> str:
+    notebook = nbformat.read(result.notebook, as_version=4)
+    stored = [c.metadata["user_expressions"] for c in notebook.cells
+              if c.cell_type == "markdown" and "user_expressions" in c.metadata]
+    return runbook._shown_text(stored[0][0]["result"])
+
+
+@pytest.mark.chapters
+@pytest.mark.slow
+def test_editing_one_chapter_re_executes_that_chapter_alone(tmp_path):
+    book = _counting_book(tmp_path / "book_root", {"first": 1, "second": 2})
+
+    def run(**options):
+        results = runbook.run_book(None, root=book, out="executed", progress=False, **options)
+        assert all(r.status == "ok" for r in results), [r.error for r in results]
+        return {r.chapter: r for r in results}
+
+    first_run = run()
+    assert not any(r.reused for r in first_run.values())
+    assert (_runs(book, "first"), _runs(book, "second")) == (1, 1)
+    assert first_run["first"].cell_seconds and all(
+        c["seconds"] >= 0 for c in first_run["first"].cell_seconds)
+    assert first_run["first"].cell_seconds[-1]["first_line"].startswith("with open(")
+
+    # Nothing changed: both reused, neither executed, same outputs and {eval} values.
+    again = run()
+    assert all(r.reused for r in again.values())
+    assert (_runs(book, "first"), _runs(book, "second")) == (1, 1)
+    assert _shown_value(again["second"]) == "2"
+    assert again["first"].executed_wall_s == first_run["first"].executed_wall_s
+
+    # A prose edit reuses the outputs under the new text.
+    write_counting_chapter(book, "first", 1, title="A retitled chapter")
+    retitled = run()
+    assert retitled["first"].reused and _runs(book, "first") == 1
+    staged = nbformat.read(retitled["first"].notebook, as_version=4)
+    assert "A retitled chapter" in staged.cells[0].source
+    assert _shown_value(retitled["first"]) == "1"
+
+    # A code edit re-executes that chapter alone.
+    write_counting_chapter(book, "second", 20)
+    edited = run()
+    assert edited["first"].reused and not edited["second"].reused
+    assert (_runs(book, "first"), _runs(book, "second")) == (1, 2)
+    assert _shown_value(edited["second"]) == "20"
+    summary = json.loads((book / "executed" / "summary.json").read_text())
+    assert [c["reused"] for c in summary["chapters"]] == [True, False]
+
+    # Other parameters are another execution; --force executes anyway.
+    assert not any(r.reused for r in run(seed=5).values())
+    assert (_runs(book, "first"), _runs(book, "second")) == (2, 3)
+    forced = run(force=True)
+    assert not any(r.reused for r in forced.values())
+    assert (_runs(book, "first"), _runs(book, "second")) == (3, 4)
+
+
+def _notebook(*cells):
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3"}
+    for kind, source, tags in cells:
+        make = nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell
+        notebook.cells.append(make(source, metadata={"tags": list(tags)}))
+    return notebook
+
+
+BASE_CELLS = [("code", "x = 1", ["parameters"]), ("markdown", "x is {eval}`x`.", []),
+              ("code", "x = 2", []), ("markdown", "now {eval}`x`.", [])]
+PACKAGE = {"version": "1", "python": "3.11", "files": "abc"}
+
+
+def _key(cells=BASE_CELLS, parameters=None, device="cpu", package=PACKAGE):
+    return runbook.execution_key(_notebook(*cells), parameters or {"seed": 0}, device, package)
+
+
+def test_execution_key_changes_with_what_execution_depends_on_only():
+    base = _key()
+    same = [
+        _key([("code", "x = 1", ["parameters", "hide-input"]), ("markdown", "X is {eval}`x`!", []),
+              *BASE_CELLS[2:]]),                        # display tags, prose around an {eval}
+        _key(BASE_CELLS + [("markdown", "More prose.", [])]),  # a prose-only cell
+    ]
+    assert same == [base] * len(same)
+    changed = {
+        "code": _key([BASE_CELLS[0], BASE_CELLS[1], ("code", "x = 3", []), BASE_CELLS[3]]),
+        "execution tag": _key([BASE_CELLS[0], BASE_CELLS[1], ("code", "x = 2", ["raises-exception"]),
+                               BASE_CELLS[3]]),
+        "expression": _key(BASE_CELLS[:3] + [("markdown", "now {eval}`x + 1`.", [])]),
+        # The same expression one code cell earlier reads another state of the kernel.
+        "expression position": _key([BASE_CELLS[0], ("markdown", "now {eval}`x`.", []),
+                                     BASE_CELLS[2], ("markdown", "x is {eval}`x`.", []),
+                                     ("markdown", "{eval}`x`", [])]),
+        "parameters": _key(parameters={"seed": 1}),
+        "device": _key(device="cuda"),
+        "package version": _key(package={**PACKAGE, "version": "2"}),
+        "package files": _key(package={**PACKAGE, "files": "abd"}),
+    }
+    assert base not in changed.values() and len(set(changed.values())) == len(changed), changed
+
+
+def test_package_fingerprint_covers_every_module_and_requirements(monkeypatch, tmp_path):
+    before = runbook.package_fingerprint()
+    assert before == runbook.package_fingerprint()
+    real_read = Path.read_bytes
+
+    def edited(path):
+        data = real_read(path)
+        return data + b"# edited\n" if path.name in ("cache.py", "requirements.txt") else data
+
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    after = runbook.package_fingerprint()
+    assert after["files"] != before["files"] and after["version"] == before["version"]
+
+
+def _executed_copy(notebook, outputs: dict[str, str], answers: list):
+    """What papermill makes of ``notebook``: an injected cell after the parameters cell,
+    outputs, timings, and the {eval} values of the markdown cells (in order)."""
+    executed = nbformat.from_dict(json.loads(json.dumps(notebook)))
+    cells = []
+    answers = iter(answers)
+    for cell in executed.cells:
+        cells.append(cell)
+        if cell.cell_type == "code":
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                                   text=outputs[cell.source])]
+            cell.metadata["papermill"] = {"duration": 0.5}
+            if "parameters" in cell.metadata["tags"]:
+                cells.append(nbformat.v4.new_code_cell(
+                    "seed = 3", metadata={"tags": ["injected-parameters"]}))
+        else:
+            found = runbook.INLINE_EXPRESSION.findall(cell.source)
+            if found:
+                cell.metadata["user_expressions"] = [
+                    {"expression": e, "result": {"status": "ok", "data": {"text/plain": next(answers)}}}
+                    for e in found]
+    executed.cells = cells
+    return executed
+
+
+def test_reuse_outputs_puts_stored_results_under_the_new_text():
+    executed = _executed_copy(_notebook(*BASE_CELLS), {"x = 1": "one", "x = 2": "two"}, ["1", "2"])
+    edited = _notebook(("code", "x = 1", ["parameters", "hide-input"]),
+                       ("markdown", "Reworded: {eval}`x`.", []), ("markdown", "Aside.", []),
+                       BASE_CELLS[2], BASE_CELLS[3])
+    merged = runbook.reuse_outputs(edited, executed)
+    assert [c.cell_type for c in merged.cells] == ["code", "code", "markdown", "markdown", "code",
+                                                   "markdown"]
+    assert merged.cells[0].metadata["tags"] == ["parameters", "hide-input"]  # new tags
+    assert merged.cells[1].source == "seed = 3"                              # injected kept
+    assert merged.cells[2].source == "Reworded: {eval}`x`."                  # new prose
+    assert [runbook._shown_text(c.metadata["user_expressions"][0]["result"])
+            for c in (merged.cells[2], merged.cells[5])] == ["1", "2"]       # by position
+    assert merged.cells[4].outputs[0]["text"] == "two"
+    assert runbook.cell_seconds(merged)[0] == {"cell": 0, "seconds": 0.5, "first_line": "x = 1"}
+    # Cells that do not line up are not merged.
+    assert runbook.reuse_outputs(_notebook(*BASE_CELLS[:2]), executed) is None
+
+
+def test_execution_cache_discards_a_damaged_entry_and_keeps_the_newest(tmp_path):
+    store = runbook.ExecutionCache(tmp_path / "cache")
+    notebook_path = tmp_path / "executed.ipynb"
+    nbformat.write(_notebook(*BASE_CELLS), notebook_path)
+    keys = [f"{i:032x}" for i in range(6)]
+    for key in keys:
+        store.store("chap", key, notebook_path, runbook.ChapterResult("chap", "book/chap", "ok",
+                                                                      key=key))
+    # Only the newest entries are kept.
+    kept = sorted(p.name for p in (tmp_path / "cache").iterdir())
+    assert len(kept) == runbook.KEEP_PER_CHAPTER and f"chap-{keys[-1]}" in kept
+    notebook, record = store.load("chap", keys[-1])
+    assert record["key"] == keys[-1] and len(notebook.cells) == len(BASE_CELLS)
+    assert store.load("chap", keys[0]) is None  # pruned
+    assert store.load("other", keys[-1]) is None
+    # A damaged notebook is warned about, deleted and reads as missing.
+    entry = tmp_path / "cache" / f"chap-{keys[-1]}"
+    (entry / "notebook.ipynb").write_text("{}")
+    with pytest.warns(UserWarning, match="discarding executed chapter"):
+        assert store.load("chap", keys[-1]) is None
+    assert not entry.exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_bad_thread_count_is_refused_before_any_work(tiny_book, monkeypatch, value):
+    monkeypatch.setenv(runbook.THREADS_VARIABLE, value)
+    with pytest.raises(ValueError, match="LSNOTES_THREADS must be a positive integer"):
+        runbook.run_book(["tiny"], root=tiny_book, out="out", progress=False)
+    assert not (tiny_book / "out").exists()
+
+
+def test_kernel_threads_share_the_cores_and_follow_the_override(monkeypatch):
+    monkeypatch.delenv(runbook.THREADS_VARIABLE, raising=False)
+    cores = len(os.sched_getaffinity(0))
+    assert runbook.kernel_threads() == cores
+    assert runbook.kernel_threads(concurrent=cores * 2) == 1
+    monkeypatch.setenv(runbook.THREADS_VARIABLE, "3")
+    assert runbook.kernel_threads() == 3
+    variables = runbook.kernel_variables()
+    assert variables["OMP_NUM_THREADS"] == variables["MKL_NUM_THREADS"] == "3"
