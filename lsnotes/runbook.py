@@ -441,20 +441,11 @@ def _prose_expressions(cells) -> list[tuple[int, str]]:
 
 
 def package_fingerprint() -> dict:
-    """SHA-256 of everything the chapters import or read through the package: every
-    ``lsnotes/**/*.py``, the package version, ``requirements.txt`` and the papers' data beside the
-    package, and the Python version."""
-    from . import __version__
+    """What the chapters import or read through the package (see
+    :func:`lsnotes.cache.package_fingerprint`), read afresh."""
+    from .cache import package_fingerprint as fingerprint
 
-    package = Path(__file__).resolve().parent
-    checkout = package.parent
-    files = sorted(package.rglob("*.py")) + sorted((checkout / "book" / "papers").glob("*.json"))
-    files += [checkout / "requirements.txt"] if (checkout / "requirements.txt").is_file() else []
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.relative_to(checkout).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return {"version": __version__, "python": sys.version.split()[0], "files": digest.hexdigest()}
+    return fingerprint()
 
 
 def execution_key(notebook, parameters: dict, device: str, package: dict | None = None) -> str:

@@ -51,6 +51,26 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+#: The user's choice of attack-result folder, before the tests pointed it at a temporary one.
+_USERS_RESULTS = os.environ.get("LSNOTES_RESULTS")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def results_in_a_temporary_folder(tmp_path_factory):
+    """Attack results the unit tests compute (tiny models) stay out of the user's cache; the
+    book's chapters (``executed_book``) use the real one, as ``make book`` does."""
+    os.environ["LSNOTES_RESULTS"] = str(tmp_path_factory.mktemp("results"))
+    yield
+    _restore_results_folder()
+
+
+def _restore_results_folder():
+    if _USERS_RESULTS is None:
+        os.environ.pop("LSNOTES_RESULTS", None)
+    else:
+        os.environ["LSNOTES_RESULTS"] = _USERS_RESULTS
+
+
 @pytest.fixture(scope="session")
 def linear():
     """The trained linear model on the blob problem that attack and evaluation tests share."""
@@ -83,7 +103,8 @@ kernelspec:
 
 @pytest.fixture(scope="session")
 def executed_book():
-    """Every chapter executed once (quick profile) into ``_build/executed``: name -> result.
+    """Every chapter executed once (quick profile) into ``_build/executed``, or reused from the
+    execution cache when unchanged (see ``lsnotes.runbook.execution_key``): name -> result.
 
     With ``LSNOTES_REUSE_EXECUTED=1`` the notebooks of an earlier ``lsnotes run-book`` (its
     ``summary.json``) are reused, to iterate on the build and browser checks quickly."""
@@ -93,8 +114,14 @@ def executed_book():
     if os.environ.get("LSNOTES_REUSE_EXECUTED") == "1" and summary.is_file():
         chapters = json.loads(summary.read_text())["chapters"]
         return {c["chapter"]: runbook.ChapterResult(**c) for c in chapters}
-    results = runbook.run_book(None, profile="quick", out=BUILD / "executed", root=REPO,
-                               progress=False)
+    # Chapters unchanged since their last execution (here or by `make book`) are reused.
+    tests_results = os.environ.get("LSNOTES_RESULTS")
+    _restore_results_folder()
+    try:
+        results = runbook.run_book(None, profile="quick", out=BUILD / "executed", root=REPO,
+                                   progress=False)
+    finally:
+        os.environ["LSNOTES_RESULTS"] = tests_results
     return {r.chapter: r for r in results}
 
 

@@ -5,7 +5,7 @@
 
 A checked cell is a code cell whose source contains ``# NBVAL_CHECK_OUTPUT``. Chapters are
 committed as text without outputs, so their expected outputs live in ``tests/golden/NAME.json``;
-``tests/test_theory_golden.py`` injects them and lets ``pytest --nbval-lax`` compare. Run this
+``tests/test_theory_golden.py`` compares them with the book's executed chapters. Run this
 after an intended change to a checked cell, and review the diff of the JSON before committing.
 """
 
