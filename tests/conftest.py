@@ -121,7 +121,8 @@ def executed_book():
         results = runbook.run_book(None, profile="quick", out=BUILD / "executed", root=REPO,
                                    progress=False)
     finally:
-        os.environ["LSNOTES_RESULTS"] = tests_results
+        if tests_results is not None:
+            os.environ["LSNOTES_RESULTS"] = tests_results
     return {r.chapter: r for r in results}
 
 
