@@ -11,6 +11,7 @@
 from lsnotes.zoo.book import (AT_LABELS, CHAPTERS, FU, GOIBERT, PAPER_TITLES, PAPERS,  # noqa: F401
                               QUICK, SETTINGS, YU, Request, Setting, attack_setting_notes,
                               attack_settings, best_checkpoint, chapter_models, chapter_setting,
+                              chapter_trained,
                               config, eval_examples, load_results, ls_label, requests,
                               save_results, setting, settings, sglr_start_epoch, trained,
                               with_overrides)
