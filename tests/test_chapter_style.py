@@ -54,3 +54,48 @@ def test_prose_numbers_and_tables_use_forms_both_renderers_show(name):
         f"{name}: glue does not render in JupyterLab; quote numbers with {{eval}}")
     assert not re.search(r"Markdown\(\s*[\"'f]*\|", source) and "Markdown(\"\\n\".join" not in source, (
         f"{name}: a table built as a Markdown string; use lsnotes.present.Table")
+
+
+#: A chapter shows its work: at most this share of its code lines may sit in hidden cells, and
+#: those hold plotting style only (no function or class is defined there).
+MAX_HIDDEN_SHARE = 0.20
+
+
+def code_line_counts(name: str) -> tuple[int, int, list[str]]:
+    """(visible code lines, hidden code lines, names defined in hidden cells) of a chapter;
+    blank lines are not counted."""
+    notebook = jupytext.read(REPO / "book" / f"{name}.md")
+    visible = hidden = 0
+    hidden_defs = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        lines = [line for line in cell.source.splitlines() if line.strip()]
+        if set(cell.metadata.get("tags", [])) & HIDDEN_INPUT_TAGS:
+            hidden += len(lines)
+            hidden_defs += re.findall(r"^\s*(?:async\s+)?(?:def|class)\s+(\w+)", cell.source, re.M)
+        else:
+            visible += len(lines)
+    return visible, hidden, hidden_defs
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_chapters_show_their_work(name):
+    visible, hidden, hidden_defs = code_line_counts(name)
+    assert not hidden_defs, f"{name}: functions or classes defined in hidden cells: {hidden_defs}"
+    total = visible + hidden
+    assert hidden <= MAX_HIDDEN_SHARE * total, (
+        f"{name}: {hidden} of {total} code lines are hidden ({hidden / max(total, 1):.0%}); "
+        f"at most {MAX_HIDDEN_SHARE:.0%} may be (plotting style only)")
+
+
+def test_the_hidden_share_counts_what_it_should(tmp_path, monkeypatch):
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "x.md").write_text(
+        "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+        "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
+        "```{code-cell} ipython3\n:tags: [hide-input]\n\ndef helper():\n    return 1\n```\n\n"
+        "```{code-cell} ipython3\nhelper()\n\n```\n")
+    monkeypatch.setattr(__import__(__name__), "REPO", tmp_path)
+    assert code_line_counts("x") == (1, 2, ["helper"])

@@ -383,26 +383,38 @@ def requests(chapter: str | None = None, profile: str = "quick", seed: int = 0,
     return tuple(found)
 
 
-def chapter_models(chapter: str, profile: str = "quick", seed: int = 0,
-                   device: str = "auto") -> dict[str, dict[str, TrainConfig]]:
-    """``{setting name: {label: TrainConfig}}``: every model ``chapter`` uses, in reading order.
+def _chapter_requests(chapter, profile, seed, device, setting):
+    found = requests(chapter, profile, seed, device)
+    if setting is None:
+        return found
+    names = [r.setting.name for r in found]
+    choice("setting", setting, dict.fromkeys(names))
+    return tuple(r for r in found if r.setting.name == setting)
 
-    Quick: one setting (``"quick"``) holding exactly the configurations the chapters asked the zoo
-    for before this function existed (the same cache keys). Full: one entry per set-up of the
-    chapter's paper (:data:`CHAPTERS`).
+
+def chapter_models(chapter: str, profile: str = "quick", seed: int = 0, device: str = "auto",
+                   setting: str | None = None) -> dict[str, dict[str, TrainConfig]]:
+    """``{setting name: {label: TrainConfig}}``: every model ``chapter`` uses, in reading order
+    (only ``setting``'s when given): the one declaration the chapters, ``lsnotes zoo plan/train``,
+    the run-book's pre-training and the tests read.
+
+    Quick: one setting (``"quick"``). Full: one entry per set-up of the chapter's paper
+    (:data:`CHAPTERS`).
     """
     nested: dict[str, dict[str, TrainConfig]] = {}
-    for r in requests(chapter, profile, seed, device):
+    for r in _chapter_requests(chapter, profile, seed, device, setting):
         nested.setdefault(r.setting.name, {})[r.label] = r.config
     return nested
 
 
 def chapter_trained(chapter: str, profile: str = "quick", seed: int = 0, device: str = "auto",
-                    progress: bool = False) -> dict[str, dict[str, TrainResult]]:
+                    setting: str | None = None, progress: bool = False
+                    ) -> dict[str, dict[str, TrainResult]]:
     """:func:`chapter_models` with each model from the cache (or trained now, then cached),
-    with the per-epoch robust accuracy and best checkpoint the zoo records."""
+    with the per-epoch robust accuracy and best checkpoint the zoo records: how a chapter asks
+    for its models (``zoo.chapter_trained("training_with_ls", profile)["quick"]["CE"].model``)."""
     nested: dict[str, dict[str, TrainResult]] = {}
-    for r in requests(chapter, profile, seed, device):
+    for r in _chapter_requests(chapter, profile, seed, device, setting):
         nested.setdefault(r.setting.name, {})[r.label] = train_or_load(
             r.config, progress=progress, eval_robust=r.eval_robust, keep_best=r.keep_best)
     return nested
