@@ -11,7 +11,7 @@ An executed chapter is reused, not executed again, while nothing it depends on h
 (:func:`execution_key`, the rules of Jupyter Book's ``execute_notebooks: cache``, plus what
 jupyter-cache cannot see): its code cells, the {eval} expressions of its prose and where they
 stand between code cells, the parameters injected, the device, and the package (every
-``lsnotes/**/*.py``, its version, ``requirements.txt``, the papers' data and the Python version).
+``lsnotes/**/*.py``, its data files, its version, ``requirements.txt`` and the Python version).
 Prose, tags and other display-only edits reuse the stored outputs and {eval} values under the new
 text. ``--force`` executes anyway.
 """
@@ -19,9 +19,7 @@ text. ``--force`` executes anyway.
 from __future__ import annotations
 
 import ast
-import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -29,9 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -39,14 +35,13 @@ import nbformat
 import yaml
 
 from . import checks
-
-KERNEL_NAME = "python3"
-#: Environment for the chapter kernels. glibc's malloc hands large freed buffers back to the OS,
-#: so every large tensor pays its page faults again; keeping freed memory (as jemalloc and
-#: TCMalloc do, which PyTorch's CPU performance guide recommends) took the classic-attacks chapter
-#: from 112 s to 101 s and its system time from 25 s to 6 s. Values the user set win.
-KERNEL_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(2**30)}
-
+from .execution_cache import EXECUTION_CACHE, ExecutionCache, cell_seconds, execution_key, \
+    package_fingerprint, reuse_outputs
+from .inline_expressions import (ENGINE_NAME, INLINE_EXPRESSION, fill_inline_expressions,  # noqa: F401
+                                 register_engine)
+from .inline_expressions import shown_text as _shown_text  # noqa: F401 - tests read it here
+from .kernels import (KERNEL_ENV, KERNEL_NAME, THREADS_VARIABLE, PeakMemory,  # noqa: F401
+                      kernel_environment, kernel_threads, kernel_variables)
 
 def repo_root() -> Path:
     """The checkout holding ``_toc.yml``: the working directory or one of its parents."""
@@ -160,42 +155,6 @@ def chapter_parameters(chapter_defines: list[str], standard: dict, extra: dict,
 
 # ----------------------------------------------------------------------------- execution
 
-class PeakMemory:
-    """Samples the resident memory of this process's descendants (the kernel and its workers)."""
-
-    def __init__(self, interval_s: float = 0.1):
-        import psutil
-
-        self._me = psutil.Process()
-        self._interval = interval_s
-        self._stop = threading.Event()
-        self.peak_bytes = 0
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        import psutil
-
-        total = 0
-        for child in self._me.children(recursive=True):
-            try:
-                total += child.memory_info().rss
-            except psutil.Error:  # exited between listing and reading
-                pass
-        self.peak_bytes = max(self.peak_bytes, total)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self._sample()
-
-    def __enter__(self) -> "PeakMemory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 @dataclass
 class ChapterResult:
     chapter: str
@@ -217,118 +176,12 @@ class ChapterResult:
     cell_seconds: list = field(default_factory=list)
 
 
-# ----------------------------------------------------------------------------- numbers in prose
-
-#: ``{eval}`expression``` in a markdown cell: MyST's inline-expression role.
-INLINE_EXPRESSION = re.compile(r"\{eval\}`([^`]+)`")
-ENGINE_NAME = "lsnotes"
-
-
-class InlineExpressionError(RuntimeError):
-    """A ``{eval}`...``` expression in a chapter's prose failed in the kernel."""
-
-
-def _register_engine() -> None:
-    """A papermill engine that also evaluates the ``{eval}`...``` expressions of markdown cells.
-
-    JupyterLab's MyST renderer (jupyterlab-myst) asks the kernel for each expression when a reader
-    runs a markdown cell and keeps the answers in the cell's ``user_expressions`` metadata. This
-    engine does the same at the same point of execution, so the executed notebook carries the
-    numbers its prose quotes, and :func:`stage_book` can put them into the built book.
-    """
-    from nbclient.util import ensure_async, run_sync
-    from papermill.clientwrap import PapermillNotebookClient
-    from papermill.engines import NBClientEngine, papermill_engines
-    from papermill.log import logger
-    from papermill.utils import merge_kwargs, remove_args
-
-    class InlineExpressionClient(PapermillNotebookClient):
-        async def async_execute_cell(self, cell, cell_index, execution_count=None,
-                                     store_history=True):
-            if cell.cell_type != "markdown":
-                return await super().async_execute_cell(cell, cell_index, execution_count,
-                                                        store_history)
-            expressions = list(dict.fromkeys(INLINE_EXPRESSION.findall(cell.source)))
-            if not expressions:
-                return cell
-            msg_id = await ensure_async(self.kc.execute(
-                "", silent=True, store_history=False,
-                user_expressions={str(i): e for i, e in enumerate(expressions)}))
-            reply = await self.async_wait_for_reply(msg_id, cell)
-            answers = (reply or {}).get("content", {}).get("user_expressions", {})
-            stored = [{"expression": e, "result": answers.get(str(i), {
-                "status": "error", "ename": "NoReply", "evalue": "the kernel did not answer",
-                "traceback": []})} for i, e in enumerate(expressions)]
-            cell.metadata["user_expressions"] = stored
-            failed = [s for s in stored if s["result"].get("status") != "ok"]
-            if failed:  # like a failing code cell: the chapter stops here
-                result = failed[0]["result"]
-                raise InlineExpressionError(
-                    f"{{eval}}`{failed[0]['expression']}` in the markdown cell {cell_index}: "
-                    f"{result.get('ename', 'Error')}: {result.get('evalue', '')}")
-            return cell
-
-        # nbclient binds its synchronous wrapper to the base class's coroutine; rebind it.
-        execute_cell = run_sync(async_execute_cell)
-
-    class InlineExpressionEngine(NBClientEngine):
-        @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
-                                     stderr_file=None, start_timeout=60, execution_timeout=None,
-                                     **kwargs):
-            # As NBClientEngine.execute_managed_notebook, with the client above.
-            kwargs = remove_args(["input_path"], **kwargs)
-            safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
-            final_kwargs = merge_kwargs(
-                safe_kwargs, timeout=execution_timeout or kwargs.get("timeout"),
-                startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
-                log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file)
-            return InlineExpressionClient(nb_man, **final_kwargs).execute()
-
-    papermill_engines.register(ENGINE_NAME, InlineExpressionEngine)
-
-
-def _shown_text(result: dict) -> str:
-    """What a reader sees for one stored expression result: its plain text, string quotes off."""
-    text = result.get("data", {}).get("text/plain", "")
-    text = "".join(text) if isinstance(text, list) else str(text)
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
-        text = text[1:-1]
-    return text
-
-
-_MYST_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|$~#])")
-
-
-def fill_inline_expressions(markdown: str, stored: list[dict], where: str,
-                            strict: bool = True) -> str:
-    """Replace every ``{eval}`e``` in ``markdown`` by the stored result's text (escaped for MyST).
-
-    ``stored`` is the cell's ``user_expressions`` metadata. A missing or failed result is an error
-    naming ``where`` and the expression; with ``strict=False`` (a chapter whose execution failed,
-    built so that its error can be read) it shows as "[not computed]" instead.
-    """
-    results = {entry.get("expression"): entry.get("result", {}) for entry in stored or []}
-
-    def fill(match):
-        expression = match.group(1)
-        result = results.get(expression)
-        if result is None or result.get("status") != "ok":
-            if not strict:
-                return "[not computed]"
-            raise ValueError(f"{where}: the prose's {{eval}}`{expression}` has no stored result; "
-                             "execute the chapter with `lsnotes run-book` first")
-        return _MYST_SPECIAL.sub(r"\\\1", _shown_text(result))
-
-    return INLINE_EXPRESSION.sub(fill, markdown)
-
-
 def execute_chapter(chapter: Chapter, notebook, parameters: dict, out_dir: Path, cwd: Path,
                     device: str, progress_bar: bool = False) -> ChapterResult:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    _register_engine()
+    register_engine()
 
     output = out_dir / f"{chapter.name}.ipynb"
     result = ChapterResult(chapter.name, chapter.entry, "ok", device=device,
@@ -353,223 +206,9 @@ def execute_chapter(chapter: Chapter, notebook, parameters: dict, out_dir: Path,
     return result
 
 
-def cell_seconds(executed) -> list[dict]:
-    """Seconds per code cell of an executed notebook (papermill's timings), with its first line."""
-    timings = []
-    for index, cell in enumerate(executed.cells):
-        duration = cell.metadata.get("papermill", {}).get("duration")
-        if cell.cell_type == "code" and duration is not None:
-            first = next((line for line in cell.source.splitlines() if line.strip()), "")
-            timings.append({"cell": index, "seconds": round(float(duration), 3),
-                            "first_line": first[:100]})
-    return timings
-
-
-#: The documented override of the chapter kernels' thread count (a positive integer).
-THREADS_VARIABLE = "LSNOTES_THREADS"
-
-
-def kernel_threads(concurrent: int = 1) -> int:
-    """Threads for each chapter kernel: ``$LSNOTES_THREADS``, else the usable cores shared
-    evenly by ``concurrent`` kernels running at once (at least one)."""
-    raw = os.environ.get(THREADS_VARIABLE, "").strip()
-    if raw:
-        if not raw.isdigit() or int(raw) < 1:
-            raise ValueError(f"{THREADS_VARIABLE} must be a positive integer; got {raw!r}")
-        return int(raw)
-    concurrent = checks.positive_int("concurrent", concurrent)
-    cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-             else os.cpu_count() or 1)
-    return max(1, cores // concurrent)
-
-
-def kernel_variables(concurrent: int = 1) -> dict[str, str]:
-    """:data:`KERNEL_ENV` plus the thread count (torch reads ``OMP_NUM_THREADS`` when it starts,
-    MKL its own variable); see :func:`kernel_threads`."""
-    threads = str(kernel_threads(concurrent))
-    return {**KERNEL_ENV, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-
-
-@contextlib.contextmanager
-def kernel_environment(concurrent: int = 1):
-    """Set :func:`kernel_variables` (where unset) for kernels started inside the block, then
-    restore. A variable the user set wins, so ``OMP_NUM_THREADS=1 lsnotes run-book`` works too."""
-    added = {name: value for name, value in kernel_variables(concurrent).items()
-             if name not in os.environ}
-    os.environ.update(added)
-    try:
-        yield
-    finally:
-        for name in added:
-            os.environ.pop(name, None)
-
-
 def _shorten(source: str, lines: int = 3) -> str:
     kept = source.strip().splitlines()
     return "\n".join(kept[:lines] + (["..."] if len(kept) > lines else []))
-
-
-# ----------------------------------------------------------------------------- reusing executions
-
-#: Where executed chapters are kept for reuse, relative to the book's root (``make clean``
-#: removes it with the rest of ``_build``).
-EXECUTION_CACHE = Path("_build") / "execution-cache"
-#: Entries kept per chapter (the newest): a few parameter sets side by side, not every past one.
-KEEP_PER_CHAPTER = 4
-#: Cell tags that change how a cell executes (the others only change how it is shown).
-EXECUTION_TAGS = ("parameters", "raises-exception", "skip-execution")
-_CACHED_NOTEBOOK = "notebook.ipynb"
-_CACHED_RESULT = "result.json"
-_CACHE_MANIFEST = "manifest.json"
-_KEY_FORMAT = 1
-
-
-def _is_injected(cell) -> bool:
-    return "injected-parameters" in cell.metadata.get("tags", [])
-
-
-def _prose_expressions(cells) -> list[tuple[int, str]]:
-    """``(code cells before it, expression)`` for every {eval} of the prose, in reading order: a
-    value depends on the kernel's state where the markdown cell stands."""
-    found, code_cells = [], 0
-    for cell in cells:
-        if cell.cell_type == "code" and not _is_injected(cell):
-            code_cells += 1
-        elif cell.cell_type == "markdown":
-            found += [(code_cells, e) for e in dict.fromkeys(INLINE_EXPRESSION.findall(cell.source))]
-    return found
-
-
-def package_fingerprint() -> dict:
-    """What the chapters import or read through the package (see
-    :func:`lsnotes.cache.package_fingerprint`), read afresh."""
-    from .cache import package_fingerprint as fingerprint
-
-    return fingerprint()
-
-
-def execution_key(notebook, parameters: dict, device: str, package: dict | None = None) -> str:
-    """The key of one chapter execution: equal keys, equal executions (up to randomness the
-    chapter does not seed). ``device`` is the resolved one (``cpu``/``cuda``)."""
-    code = [[cell.source, sorted(t for t in cell.metadata.get("tags", []) if t in EXECUTION_TAGS)]
-            for cell in notebook.cells if cell.cell_type == "code"]
-    described = {"format": _KEY_FORMAT,
-                 "kernel": notebook.metadata.get("kernelspec", {}).get("name", KERNEL_NAME),
-                 "code": code, "expressions": _prose_expressions(notebook.cells),
-                 "parameters": parameters, "device": device,
-                 "package": package if package is not None else package_fingerprint()}
-    text = json.dumps(described, sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def reuse_outputs(fresh, executed):
-    """``fresh`` (the chapter as it is now) with the outputs, timings and {eval} values of
-    ``executed`` (an execution with the same key): new prose, tags and metadata, old results.
-    None if the two do not line up (the key should prevent it)."""
-    import copy
-
-    stored = [c for c in executed.cells if c.cell_type == "code"]
-    if sum(not _is_injected(c) for c in stored) != sum(c.cell_type == "code" for c in fresh.cells):
-        return None
-    answers, code_cells = {}, 0
-    for cell in executed.cells:
-        if cell.cell_type == "code" and not _is_injected(cell):
-            code_cells += 1
-        for entry in cell.metadata.get("user_expressions", []) if cell.cell_type == "markdown" else ():
-            answers[(code_cells, entry.get("expression"))] = entry
-    merged = copy.deepcopy(executed)
-    merged.cells = []
-    queue = list(stored)
-
-    def take_injected():
-        while queue and _is_injected(queue[0]):
-            merged.cells.append(copy.deepcopy(queue.pop(0)))
-
-    take_injected()
-    code_cells = 0
-    for cell in fresh.cells:
-        new = copy.deepcopy(cell)
-        if cell.cell_type == "code":
-            old = queue.pop(0)
-            new.outputs = copy.deepcopy(old.get("outputs", []))
-            new.execution_count = old.get("execution_count")
-            for name in ("papermill", "execution"):
-                if name in old.metadata:
-                    new.metadata[name] = copy.deepcopy(old.metadata[name])
-            merged.cells.append(new)
-            code_cells += 1
-            take_injected()
-            continue
-        if cell.cell_type == "markdown":
-            expressions = dict.fromkeys(INLINE_EXPRESSION.findall(cell.source))
-            if expressions:
-                try:
-                    new.metadata["user_expressions"] = [copy.deepcopy(answers[(code_cells, e)])
-                                                        for e in expressions]
-                except KeyError:
-                    return None
-        merged.cells.append(new)
-    return merged
-
-
-class ExecutionCache:
-    """Executed chapters by execution key: ``<folder>/<chapter>-<key>/`` holds the executed
-    notebook, its :class:`ChapterResult` and a manifest of their SHA-256 (the model cache's
-    format). An entry is written in a temporary folder and renamed into place, so it appears
-    whole or not at all and never changes; a damaged one is deleted and executed again."""
-
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-
-    def _entry(self, chapter: str, key: str) -> Path:
-        return self.folder / f"{chapter}-{key}"
-
-    def load(self, chapter: str, key: str):
-        """``(executed notebook, stored result dict)`` or None."""
-        from . import cache
-
-        entry = self._entry(chapter, key)
-        try:
-            contents = cache._read_bundle(entry, _CACHE_MANIFEST)
-            if contents is None:
-                return None
-            notebook = nbformat.reads(contents[_CACHED_NOTEBOOK].decode(), as_version=4)
-            record = json.loads(contents[_CACHED_RESULT])
-            if record.get("key") != key or record.get("chapter") != chapter:
-                raise cache.CacheCorruption("the entry belongs to another chapter or key")
-        except Exception as err:  # noqa: BLE001 - whatever is wrong, the chapter executes again
-            warnings.warn(f"discarding executed chapter {entry}: {err}; it will be executed "
-                          "again", cache.CacheWarning, stacklevel=2)
-            shutil.rmtree(entry, ignore_errors=True)
-            return None
-        with contextlib.suppress(OSError):
-            os.utime(entry)  # newest use: kept longest by prune
-        return notebook, record
-
-    def store(self, chapter: str, key: str, executed_path: Path, result: "ChapterResult") -> None:
-        from . import cache
-
-        record = {**asdict(result), "notebook": ""}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=self.folder, prefix=f".{chapter}-"))
-        try:
-            cache._write_bundle(staging, {
-                _CACHED_NOTEBOOK: Path(executed_path).read_bytes(),
-                _CACHED_RESULT: json.dumps(record, indent=1).encode()}, _CACHE_MANIFEST)
-            os.rename(staging, self._entry(chapter, key))
-        except OSError:  # another run stored the same key first: keep its entry
-            pass
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        self.prune(chapter)
-
-    def prune(self, chapter: str, keep: int = KEEP_PER_CHAPTER) -> None:
-        """Keep the ``keep`` most recently used entries of ``chapter``."""
-        pattern = re.compile(rf"{re.escape(chapter)}-[0-9a-f]{{32}}")
-        entries = [p for p in self.folder.iterdir() if p.is_dir() and pattern.fullmatch(p.name)]
-        entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in entries[keep:]:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def reuse_chapter(chapter: Chapter, notebook, key: str, store: ExecutionCache, out_dir: Path,
@@ -655,7 +294,7 @@ def run_book(chapters: list[str] | None = None, *, profile: str = "quick", seed:
                                          cwd=chapter.source.parent, device=resolved_device)
                 result.key = key
                 if result.status == "ok":
-                    store.store(chapter.name, key, Path(result.notebook), result)
+                    store.store(chapter.name, key, Path(result.notebook), asdict(result))
             results.append(result)
     order = {c.entry: i for i, c in enumerate(chosen)}
     results.sort(key=lambda r: order[r.entry])

@@ -1,4 +1,4 @@
-"""lsnotes.cache's result cache: verified, atomic, keyed by everything a result depends on."""
+"""lsnotes.result_cache: verified, atomic, keyed by everything a result depends on."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from lsnotes import cache
+from lsnotes import cache, result_cache
 
 PACKAGE = {"version": "0.1.0", "python": "3.11", "files": "f" * 64}
 
@@ -21,7 +21,7 @@ def _key(**changes):
     x, y = _examples()
     parts = {"model": "model-a", "attack": "pgd20", "settings": {"steps": 20, "batch_size": 3},
              "x": x, "y": y, "eps": 0.1, "seed": 0, "package": PACKAGE}
-    return cache.result_key(**(parts | changes))
+    return result_cache.result_key(**(parts | changes))
 
 
 class Counter:
@@ -37,11 +37,11 @@ class Counter:
 
 def test_a_stored_result_is_served_without_computing_again(tmp_path):
     compute = Counter({"x_adv": torch.arange(6.0), "accuracy": 0.5})
-    first = cache.cached_result(_key(), compute, cache_dir=tmp_path)
-    second = cache.cached_result(_key(), compute, cache_dir=tmp_path)
+    first = result_cache.cached_result(_key(), compute, cache_dir=tmp_path)
+    second = result_cache.cached_result(_key(), compute, cache_dir=tmp_path)
     assert compute.calls == 1
     assert torch.equal(second["x_adv"], first["x_adv"]) and second["accuracy"] == 0.5
-    assert (tmp_path / "results" / _key() / cache.RESULT_MANIFEST).is_file()
+    assert (tmp_path / "results" / _key() / result_cache.RESULT_MANIFEST).is_file()
 
 
 def test_every_part_of_the_key_invalidates():
@@ -65,34 +65,34 @@ def test_every_part_of_the_key_invalidates():
 
 def test_model_digest_follows_weights_and_buffers():
     model = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
-    before = cache.model_digest(model)
-    assert cache.model_digest(model) == before
+    before = result_cache.model_digest(model)
+    assert result_cache.model_digest(model) == before
     with torch.no_grad():
         model[0].weight[0, 0] += 1e-6
-    after_weight = cache.model_digest(model)
+    after_weight = result_cache.model_digest(model)
     model[1].running_mean += 1
-    assert len({before, after_weight, cache.model_digest(model)}) == 3
+    assert len({before, after_weight, result_cache.model_digest(model)}) == 3
 
 
 def test_a_corrupted_entry_is_discarded_and_computed_again(tmp_path):
     compute = Counter(torch.ones(4))
-    cache.cached_result(_key(), compute, cache_dir=tmp_path)
-    stored = tmp_path / "results" / _key() / cache.RESULT
+    result_cache.cached_result(_key(), compute, cache_dir=tmp_path)
+    stored = tmp_path / "results" / _key() / result_cache.RESULT
     data = bytearray(stored.read_bytes())
     data[len(data) // 2] ^= 0xFF
     stored.write_bytes(bytes(data))
     with pytest.warns(cache.CacheWarning, match="discarding cached result"):
-        value = cache.cached_result(_key(), compute, cache_dir=tmp_path)
+        value = result_cache.cached_result(_key(), compute, cache_dir=tmp_path)
     assert compute.calls == 2 and torch.equal(value, torch.ones(4))
-    assert cache.load_cached_result(_key(), cache_dir=tmp_path) is not None  # stored anew
+    assert result_cache.load_cached_result(_key(), cache_dir=tmp_path) is not None  # stored anew
 
 
 def test_an_entry_under_another_key_is_not_served(tmp_path):
-    cache.cached_result(_key(), Counter(torch.ones(2)), cache_dir=tmp_path)
+    result_cache.cached_result(_key(), Counter(torch.ones(2)), cache_dir=tmp_path)
     results = tmp_path / "results"
     (results / _key()).rename(results / _key(seed=9))  # a folder renamed by hand
     with pytest.warns(cache.CacheWarning, match="not the result stored for this key"):
-        assert cache.load_cached_result(_key(seed=9), cache_dir=tmp_path) is None
+        assert result_cache.load_cached_result(_key(seed=9), cache_dir=tmp_path) is None
 
 
 def test_concurrent_writers_compute_once_and_agree(tmp_path):
@@ -102,7 +102,7 @@ def test_concurrent_writers_compute_once_and_agree(tmp_path):
 
     def worker():
         start.wait()
-        values.append(cache.cached_result(_key(), compute, cache_dir=tmp_path))
+        values.append(result_cache.cached_result(_key(), compute, cache_dir=tmp_path))
 
     threads = [threading.Thread(target=worker) for _ in range(6)]
     for thread in threads:
@@ -118,30 +118,30 @@ def test_racing_stores_of_one_key_leave_one_verified_entry(tmp_path):
 
     def store():
         start.wait()
-        cache.store_cached_result(_key(), torch.arange(3.0), cache_dir=tmp_path)
+        result_cache.store_cached_result(_key(), torch.arange(3.0), cache_dir=tmp_path)
 
     threads = [threading.Thread(target=store) for _ in range(5)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert torch.equal(cache.load_cached_result(_key(), cache_dir=tmp_path), torch.arange(3.0))
+    assert torch.equal(result_cache.load_cached_result(_key(), cache_dir=tmp_path), torch.arange(3.0))
     assert [p.name for p in (tmp_path / "results").iterdir() if not p.name.endswith(".lock")] == [
         _key()]  # no staging folders left behind
 
 
 def test_switched_off_or_read_only_it_computes_and_keeps_nothing(tmp_path, monkeypatch):
     compute = Counter(torch.zeros(1))
-    monkeypatch.setenv(cache.RESULTS_SWITCH, "0")
-    cache.cached_result(_key(), compute, cache_dir=tmp_path)
-    cache.cached_result(_key(), compute, cache_dir=tmp_path)
+    monkeypatch.setenv(result_cache.RESULTS_SWITCH, "0")
+    result_cache.cached_result(_key(), compute, cache_dir=tmp_path)
+    result_cache.cached_result(_key(), compute, cache_dir=tmp_path)
     assert compute.calls == 2 and not (tmp_path / "results").exists()
-    monkeypatch.delenv(cache.RESULTS_SWITCH)
+    monkeypatch.delenv(result_cache.RESULTS_SWITCH)
     read_only = tmp_path / "read_only"
     read_only.mkdir()
     read_only.chmod(0o500)
     try:
-        value = cache.cached_result(_key(), compute, cache_dir=read_only)
+        value = result_cache.cached_result(_key(), compute, cache_dir=read_only)
     finally:
         read_only.chmod(0o700)
     assert compute.calls == 3 and torch.equal(value, torch.zeros(1))
@@ -149,8 +149,8 @@ def test_switched_off_or_read_only_it_computes_and_keeps_nothing(tmp_path, monke
 
 def test_results_folder_follows_its_variable(tmp_path, monkeypatch):
     monkeypatch.setenv("LSNOTES_RESULTS", str(tmp_path / "elsewhere"))
-    assert cache.results_root() == tmp_path / "elsewhere"
-    assert cache.results_root(tmp_path) == tmp_path / "results"
+    assert result_cache.results_root() == tmp_path / "elsewhere"
+    assert result_cache.results_root(tmp_path) == tmp_path / "results"
 
 
 @pytest.mark.parametrize("changes, message", [
@@ -164,8 +164,8 @@ def test_bad_key_parts_are_refused(changes, message):
 
 
 def test_package_fingerprint_is_stable_and_loaded_once():
-    assert cache.package_fingerprint() == cache.package_fingerprint()
-    assert cache.loaded_package_fingerprint() is cache.loaded_package_fingerprint()
+    assert result_cache.package_fingerprint() == result_cache.package_fingerprint()
+    assert result_cache.loaded_package_fingerprint() is result_cache.loaded_package_fingerprint()
 
 
 def test_least_recently_used_results_go_when_the_folder_outgrows_its_limit(tmp_path):
@@ -173,11 +173,11 @@ def test_least_recently_used_results_go_when_the_folder_outgrows_its_limit(tmp_p
 
     keys = [_key(seed=seed) for seed in range(4)]
     for age, key in enumerate(keys):
-        cache.store_cached_result(key, torch.zeros(1000), cache_dir=tmp_path)
+        result_cache.store_cached_result(key, torch.zeros(1000), cache_dir=tmp_path)
         os.utime(tmp_path / "results" / key, (1000 + age, 1000 + age))
-    cache.load_cached_result(keys[0], cache_dir=tmp_path)  # used now: the newest
-    one = (tmp_path / "results" / keys[0] / cache.RESULT).stat().st_size
-    cache.prune_results(tmp_path / "results", max_bytes=2 * one)
+    result_cache.load_cached_result(keys[0], cache_dir=tmp_path)  # used now: the newest
+    one = (tmp_path / "results" / keys[0] / result_cache.RESULT).stat().st_size
+    result_cache.prune_results(tmp_path / "results", max_bytes=2 * one)
     left = {p.name for p in (tmp_path / "results").iterdir() if not p.name.endswith(".lock")}
     assert left == {keys[0], keys[3]}
 
@@ -186,5 +186,46 @@ def test_bad_result_size_limit_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("LSNOTES_RESULTS_MAX_MB", "lots")
     compute = Counter(1)
     with pytest.raises(ValueError, match="LSNOTES_RESULTS_MAX_MB must be a whole number"):
-        cache.cached_result(_key(), compute, cache_dir=tmp_path)
+        result_cache.cached_result(_key(), compute, cache_dir=tmp_path)
     assert compute.calls == 0
+
+
+# ------------------------------------------------------------------------------ the evaluation engine
+
+def _engine_attack(model, x, y, *, seed=0, eps=0.1, name="pgd10", batch_size=8):
+    from lsnotes.robustness import evaluate
+
+    return evaluate._attack_batched(name, model, x, y, eps, seed=seed, batch_size=batch_size,
+                                    overrides={}, progress=False)
+
+
+def test_the_engine_serves_a_stored_attack_identical_to_a_fresh_one(linear, tmp_path,
+                                                                    monkeypatch):
+    from lsnotes import attacks
+    from tiny_models import blobs
+
+    x, y = blobs(20, seed=7)
+    monkeypatch.setenv("LSNOTES_RESULTS", str(tmp_path))
+    calls = []
+    real = attacks.run_attack
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(attacks, "run_attack", counted)
+    first = _engine_attack(linear, x, y)
+    assert len(calls) == 3  # three batches of at most 8
+    stored = _engine_attack(linear, x, y)
+    assert len(calls) == 3, "the second run must come from the cache"
+    monkeypatch.setenv(result_cache.RESULTS_SWITCH, "0")
+    fresh = _engine_attack(linear, x, y)
+    assert len(calls) == 6
+    # PGD's random start comes from (seed, attack, batch start): stored == recomputed, exactly.
+    assert torch.equal(stored, first) and torch.equal(stored, fresh)
+    assert not torch.equal(_engine_attack(linear, x, y, seed=1), fresh)  # another seed: new key
+    monkeypatch.delenv(result_cache.RESULTS_SWITCH)
+    # Other batching is another generator stream, so another key, computed afresh.
+    assert len(calls) == 9
+    _engine_attack(linear, x, y, batch_size=5)
+    assert len(calls) == 13

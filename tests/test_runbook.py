@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import CHAPTER_HEADER as HEADER
-from lsnotes import cli, runbook
+from lsnotes import cli, execution_cache, runbook
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -364,7 +364,7 @@ PACKAGE = {"version": "1", "python": "3.11", "files": "abc"}
 
 
 def _key(cells=BASE_CELLS, parameters=None, device="cpu", package=PACKAGE):
-    return runbook.execution_key(_notebook(*cells), parameters or {"seed": 0}, device, package)
+    return execution_cache.execution_key(_notebook(*cells), parameters or {"seed": 0}, device, package)
 
 
 def test_execution_key_changes_with_what_execution_depends_on_only():
@@ -436,7 +436,7 @@ def test_reuse_outputs_puts_stored_results_under_the_new_text():
     edited = _notebook(("code", "x = 1", ["parameters", "hide-input"]),
                        ("markdown", "Reworded: {eval}`x`.", []), ("markdown", "Aside.", []),
                        BASE_CELLS[2], BASE_CELLS[3])
-    merged = runbook.reuse_outputs(edited, executed)
+    merged = execution_cache.reuse_outputs(edited, executed)
     assert [c.cell_type for c in merged.cells] == ["code", "code", "markdown", "markdown", "code",
                                                    "markdown"]
     assert merged.cells[0].metadata["tags"] == ["parameters", "hide-input"]  # new tags
@@ -445,22 +445,21 @@ def test_reuse_outputs_puts_stored_results_under_the_new_text():
     assert [runbook._shown_text(c.metadata["user_expressions"][0]["result"])
             for c in (merged.cells[2], merged.cells[5])] == ["1", "2"]       # by position
     assert merged.cells[4].outputs[0]["text"] == "two"
-    assert runbook.cell_seconds(merged)[0] == {"cell": 0, "seconds": 0.5, "first_line": "x = 1"}
+    assert execution_cache.cell_seconds(merged)[0] == {"cell": 0, "seconds": 0.5, "first_line": "x = 1"}
     # Cells that do not line up are not merged.
-    assert runbook.reuse_outputs(_notebook(*BASE_CELLS[:2]), executed) is None
+    assert execution_cache.reuse_outputs(_notebook(*BASE_CELLS[:2]), executed) is None
 
 
 def test_execution_cache_discards_a_damaged_entry_and_keeps_the_newest(tmp_path):
-    store = runbook.ExecutionCache(tmp_path / "cache")
+    store = execution_cache.ExecutionCache(tmp_path / "cache")
     notebook_path = tmp_path / "executed.ipynb"
     nbformat.write(_notebook(*BASE_CELLS), notebook_path)
     keys = [f"{i:032x}" for i in range(6)]
     for key in keys:
-        store.store("chap", key, notebook_path, runbook.ChapterResult("chap", "book/chap", "ok",
-                                                                      key=key))
+        store.store("chap", key, notebook_path, {"chapter": "chap", "status": "ok", "key": key})
     # Only the newest entries are kept.
     kept = sorted(p.name for p in (tmp_path / "cache").iterdir())
-    assert len(kept) == runbook.KEEP_PER_CHAPTER and f"chap-{keys[-1]}" in kept
+    assert len(kept) == execution_cache.KEEP_PER_CHAPTER and f"chap-{keys[-1]}" in kept
     notebook, record = store.load("chap", keys[-1])
     assert record["key"] == keys[-1] and len(notebook.cells) == len(BASE_CELLS)
     assert store.load("chap", keys[0]) is None  # pruned

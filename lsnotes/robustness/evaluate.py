@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from lsnotes import __version__ as lsnotes_version
 from lsnotes import attacks as attack_lib
+from lsnotes import result_cache
 from lsnotes.checks import choice, flag, non_negative_int, number_in, positive_int
 
 DEFAULT_ATTACKS = ("fgsm", "pgd20", "pgd_cw", "odi", "apgd_ce")
@@ -53,14 +54,23 @@ def _attack_batched(name, model, x, y, eps, *, seed, batch_size, overrides, prog
     """
     if first_index % batch_size:
         raise ValueError(f"first_index must be a multiple of batch_size {batch_size}; got {first_index}")
-    pieces = []
-    for start in tqdm(range(0, len(x), batch_size), desc=name, disable=not progress,
-                      leave=False):
-        sl = slice(start, start + batch_size)
-        pieces.append(attack_lib.run_attack(name, model, x[sl], y[sl], eps,
-                                            generator=_generator_for(name, seed, first_index + start),
-                                            **overrides))
-    return torch.cat(pieces)
+
+    def attack_every_batch():
+        pieces = []
+        for start in tqdm(range(0, len(x), batch_size), desc=name, disable=not progress,
+                          leave=False):
+            sl = slice(start, start + batch_size)
+            pieces.append(attack_lib.run_attack(
+                name, model, x[sl], y[sl], eps,
+                generator=_generator_for(name, seed, first_index + start), **overrides))
+        return torch.cat(pieces)
+
+    # Each batch's generator comes from (seed, name, batch start), so a stored result is exactly
+    # what computing it again would give; see lsnotes.cache.cached_result for the key.
+    key = result_cache.result_key(
+        model=result_cache.model_digest(model), attack=name, x=x, y=y, eps=eps, seed=seed,
+        settings={"overrides": overrides, "batch_size": batch_size, "first_index": first_index})
+    return result_cache.cached_result(key, attack_every_batch).to(x.device)
 
 
 def _check_run(model, source_model, x, y, seed, batch_size, progress):
