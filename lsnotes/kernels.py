@@ -44,10 +44,13 @@ def kernel_threads(concurrent: int = 1) -> int:
 
 
 def kernel_variables(concurrent: int = 1) -> dict[str, str]:
-    """:data:`KERNEL_ENV` plus the thread count (torch reads ``OMP_NUM_THREADS`` when it starts,
-    MKL its own variable); see :func:`kernel_threads`."""
+    """:data:`KERNEL_ENV`, the thread count (torch reads ``OMP_NUM_THREADS`` when it starts, MKL
+    its own variable; see :func:`kernel_threads`) and ``OMP_WAIT_POLICY=PASSIVE``: a thread with
+    nothing to do sleeps instead of spinning, so it does not take a core from a thread that has
+    work (another kernel's, another program's, or its own team's while the machine is busy)."""
     threads = str(kernel_threads(concurrent))
-    return {**KERNEL_ENV, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+    return {**KERNEL_ENV, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
+            "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 @contextlib.contextmanager

@@ -91,13 +91,17 @@ def result_key(*, model: str, attack: str, settings: dict, x: torch.Tensor, y: t
                eps: float, seed: int, package: dict | None = None) -> str:
     """The key of one attack result: the model (its cache key or :func:`model_digest`), the
     attack's name and settings (everything else that shapes it: overrides, batching), the
-    evaluation examples, ε, the seed and the package (:func:`loaded_package_fingerprint`)."""
+    evaluation examples and the device they are on, ε, the seed and the package
+    (:func:`loaded_package_fingerprint`). Not the CPU thread count: as with the model cache, it
+    can change the last bits of a result, and a different one still reads the stored result."""
     if not isinstance(attack, str) or not attack:
         raise ValueError(f"attack must be a non-empty name; got {attack!r}")
     if not isinstance(settings, dict):
         raise ValueError(f"settings must be a dict; got {type(settings).__name__}")
     described = {"format": _RESULT_KEY_FORMAT, "model": str(model), "attack": attack,
-                 "settings": settings, "examples": tensor_digest(x, y), "eps": float(eps),
+                 "settings": settings, "examples": tensor_digest(x, y),
+                 "device": x.device.type if isinstance(x, torch.Tensor) else None,
+                 "eps": float(eps),
                  "seed": int(seed),
                  "package": package if package is not None else loaded_package_fingerprint()}
     text = json.dumps(described, sort_keys=True, default=_key_part)

@@ -489,3 +489,14 @@ def test_kernel_threads_share_the_cores_and_follow_the_override(monkeypatch):
     assert runbook.kernel_threads() == 3
     variables = runbook.kernel_variables()
     assert variables["OMP_NUM_THREADS"] == variables["MKL_NUM_THREADS"] == "3"
+
+
+def test_kernels_wait_passively_unless_the_user_chose(monkeypatch):
+    for name in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", runbook.THREADS_VARIABLE):
+        monkeypatch.delenv(name, raising=False)
+    with runbook.kernel_environment():
+        assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+        assert os.environ["OMP_NUM_THREADS"] == str(runbook.kernel_threads())
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    with runbook.kernel_environment():
+        assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
