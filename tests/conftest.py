@@ -55,13 +55,12 @@ def one_thread():
 _USERS_RESULTS = os.environ.get("LSNOTES_RESULTS")
 
 
-@pytest.fixture(scope="session", autouse=True)
-def results_in_a_temporary_folder(tmp_path_factory):
-    """Attack results the unit tests compute (tiny models) stay out of the user's cache; the
-    book's chapters (``executed_book``) use the real one, as ``make book`` does."""
-    os.environ["LSNOTES_RESULTS"] = str(tmp_path_factory.mktemp("results"))
-    yield
-    _restore_results_folder()
+@pytest.fixture(autouse=True)
+def results_in_a_temporary_folder(tmp_path, monkeypatch):
+    """Each test starts with an empty attack-result cache of its own: nothing a test computed
+    (or faked) is served to another, and nothing lands in the user's cache. The book's chapters
+    (``executed_book``) use the real one, as ``make book`` does."""
+    monkeypatch.setenv("LSNOTES_RESULTS", str(tmp_path / "attack-results"))
 
 
 def _restore_results_folder():

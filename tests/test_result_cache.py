@@ -229,3 +229,30 @@ def test_the_engine_serves_a_stored_attack_identical_to_a_fresh_one(linear, tmp_
     assert len(calls) == 9
     _engine_attack(linear, x, y, batch_size=5)
     assert len(calls) == 13
+
+
+def test_a_transfer_source_is_attacked_once_for_every_model_it_is_tried_on(linear, tmp_path,
+                                                                           monkeypatch):
+    """The gradient-masking chapter tries PGD-20 examples crafted on CE against each model: with
+    the result cache, CE is attacked once, not once per target."""
+    from lsnotes import attacks
+    from lsnotes.robustness import diagnostics
+    from tiny_models import blobs, trained_linear
+
+    x, y = blobs(16, seed=3)
+    targets = [trained_linear(steps=60, seed=1), trained_linear(steps=60, seed=2)]
+    monkeypatch.setenv("LSNOTES_RESULTS", str(tmp_path))
+    on_source = []
+    real = attacks.run_attack
+
+    def counted(name, model, *args, **kwargs):
+        if model is linear:
+            on_source.append(name)
+        return real(name, model, *args, **kwargs)
+
+    monkeypatch.setattr(attacks, "run_attack", counted)
+    for target in targets:
+        diagnostics.gradient_masking_diagnostics(target, x, y, 0.1, source_model=linear,
+                                                 sweep_points=2, restarts=2, batch_size=16,
+                                                 black_box=False)
+    assert on_source == ["pgd20"]
