@@ -500,3 +500,10 @@ def test_kernels_wait_passively_unless_the_user_chose(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     with runbook.kernel_environment():
         assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+@pytest.mark.parametrize("command", ["run-book", "build-book"])
+def test_force_is_an_option_of_both_commands(command):
+    parser = cli.build_parser()
+    assert parser.parse_args([command, "--force"]).force is True
+    assert parser.parse_args([command]).force is False
