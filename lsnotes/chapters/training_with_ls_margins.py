@@ -50,8 +50,8 @@ def margin_panels(per_example: Mapping, methods: Sequence, alpha_grid: Sequence,
     bins = margin_bins(per_example)
     ncols = 2
     nrows = -(-len(methods) // ncols)
-    fig, axes = plots.new_figure(nrows, ncols, width=10, height=3.4 * nrows, sharex=True,
-                                 squeeze=False)
+    fig, axes = plots.new_figure(nrows, ncols, width=10, height=3.4 * nrows, sharex=True)
+    axes = np.atleast_1d(axes)
     for ax, method in zip(axes.ravel(), methods):
         draw_margins(ax, per_example, method, alpha_grid, bins, num_classes)
         ax.set_title(method.upper())
