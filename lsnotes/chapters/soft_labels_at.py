@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from lsnotes import attacks, checks, plots, train, widgets
 from lsnotes.present import Claims, Table, Text, beside, fixed, percent, signed_points
@@ -138,6 +139,7 @@ def draw_history(histories: Mapping, names: Mapping, start: int, eps: float):
         right.plot(record["epoch"], record["test_acc"], "o-", **style, label=names[mode])
     for ax in (left, right):
         ax.axvline(start - 0.5, color="0.6", linestyle=":")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
     plots.label_axes(left, "epoch", "robust accuracy (fraction)",
                      f"adversarial accuracy, ε = {eps:.3g}")
     plots.label_axes(right, "epoch", "clean accuracy (fraction)", "held-out clean accuracy")
