@@ -42,13 +42,18 @@ def keyed(trained: Mapping, configs: Mapping) -> dict:
     return out
 
 
+def method_name(method: str) -> str:
+    """``"Szegedy"`` (a name), ``"SLS"``, ``"CE"`` (acronyms)."""
+    return "Szegedy" if method == "szegedy" else method.upper()
+
+
 def label(key) -> str:
     """``"CE"``, ``"SLS α=0.5"``, ``"BLS α=0.5, T=10"``."""
     method, alpha, temperature = key
     if method == "ce":
         return "CE"
     suffix = f", T={temperature:g}" if method == "bls" and temperature != 1.0 else ""
-    return f"{method.upper()} α={alpha:g}{suffix}"
+    return f"{method_name(method)} α={alpha:g}{suffix}"
 
 
 def recorded_time(result) -> float:
@@ -135,7 +140,7 @@ def draw_clean_accuracy(clean_acc: Mapping, methods: Sequence, alpha_grid: Seque
     fig, ax = plots.new_figure(width=7.5, height=4.0)
     for method in methods:
         ax.plot(alpha_grid, [clean_acc[method, a, 1.0] for a in alpha_grid], "o-",
-                color=plots.METHOD_COLORS[method], label=method.upper())
+                color=plots.METHOD_COLORS[method], label=method_name(method))
     ax.axhline(clean_acc[CE_KEY], color=plots.METHOD_COLORS["ce"], ls="--", label="CE (α = 0)")
     ax.axhline(fgsm_at_acc, color="#ff7f0e", ls=":", label="FGSM-AT")
     plots.label_axes(ax, "smoothing strength α", "clean test accuracy")
@@ -382,7 +387,7 @@ def draw_gap_and_width(summary: Mapping, methods: Sequence, alpha_grid: Sequence
              label="$m^\\star$ (SLS label)")
     for method in methods:
         top.plot(alpha_grid, [summary[method, a, 1.0]["mean_gap"] for a in alpha_grid], "o-",
-                 color=plots.METHOD_COLORS[method], label=method.upper())
+                 color=plots.METHOD_COLORS[method], label=method_name(method))
     plots.label_axes(top, "smoothing strength α", "median mean gap (logit units)",
                      "mean gap against $m^\\star$")
     top.set_ylim(bottom=min(-1.0, top.get_ylim()[0]))

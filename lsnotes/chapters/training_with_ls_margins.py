@@ -11,7 +11,7 @@ import ipywidgets
 import numpy as np
 
 from lsnotes import plots, widgets
-from lsnotes.chapters.training_with_ls import CE_KEY, label, m_star, recorded_time
+from lsnotes.chapters.training_with_ls import CE_KEY, label, m_star, method_name, recorded_time
 from lsnotes.present import Claims, Table, Text, fixed, share
 
 # ----------------------------------------------------------------------------- margin histograms
@@ -54,7 +54,8 @@ def margin_panels(per_example: Mapping, methods: Sequence, alpha_grid: Sequence,
     axes = np.atleast_1d(axes)
     for ax, method in zip(axes.ravel(), methods):
         draw_margins(ax, per_example, method, alpha_grid, bins, num_classes)
-        ax.set_title(method.upper())
+        ax.set_title(method_name(method))
+        ax.tick_params(labelbottom=True)  # sharex hides them above the last row
         ax.legend(title="dashed: $m^\\star$" if method in ("szegedy", "sls") else None)
     for ax in axes.ravel()[len(methods):]:
         ax.set_visible(False)
@@ -70,7 +71,7 @@ def margin_explorer(per_example: Mapping, methods: Sequence, alpha_grid: Sequenc
     def draw(fig, method, alpha):
         ax = fig.subplots()
         draw_margins(ax, per_example, method, [alpha], bins, num_classes)
-        ax.set_title(f"{method.upper()}: margin on {n} test images")
+        ax.set_title(f"{method_name(method)}: margin on {n} test images")
         ax.legend()
 
     mid = alpha_grid[len(alpha_grid) // 2]
