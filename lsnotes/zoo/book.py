@@ -18,21 +18,11 @@ the :class:`Setting` says what we chose in its ``notes``.
 
 API the chapters call
 ---------------------
-- :func:`settings(profile, paper) <settings>` -> the :class:`Setting` tuple of a paper (quick: the
-  one shared CPU setting);
-- :func:`chapter_models(chapter, profile, seed, device) <chapter_models>` -> ``{setting name:
-  {label: TrainConfig}}``: exactly the models the chapter uses (quick: the configurations, and so
-  the cache keys, the chapters asked for before this API existed);
-- :func:`chapter_trained(...) <chapter_trained>` -> the same nesting with
-  :class:`~lsnotes.train.TrainResult` values (cache first, trained otherwise);
-- :func:`attack_settings(profile, paper) <attack_settings>` -> ``{attack: overrides for
-  lsnotes.attacks.run_attack}``, and :func:`attack_setting_notes` naming every difference
-  between a profile and the paper's attack settings;
-- :func:`config` / :func:`trained` for a single model (unchanged), :func:`eval_examples`,
-  :func:`save_results` / :func:`load_results`.
-
-The zoo plan (``lsnotes zoo plan``, :mod:`lsnotes.zoo`) is :func:`requests` over every chapter:
-the same declaration, so what ``lsnotes zoo train`` fills is what the chapters then only load.
+:func:`chapter_trained` (or :func:`chapter_models` for the configurations): every model a chapter
+uses, ``{setting name: {label: TrainResult}}``; :func:`attack_settings` and
+:func:`attack_setting_notes`; :func:`eval_examples`; :func:`save_results` / :func:`load_results`.
+The zoo plan (``lsnotes zoo plan``) is :func:`requests` over every chapter: the same declaration,
+so what ``lsnotes zoo train`` fills is what the chapters then only load.
 """
 
 from __future__ import annotations
