@@ -15,6 +15,7 @@ One module per concept; chapters import these modules and never copy their code:
 - :mod:`lsnotes.autoattack_original` AutoAttack, APGD and Square through the original code
 - :mod:`lsnotes.evaluate` robustness reports and gradient-masking diagnostics
 - :mod:`lsnotes.papers`   the three papers' tables, as printed, as data
+- :mod:`lsnotes.provenance` every number in a sentence about a paper: computed or in its JSON
 - :mod:`lsnotes.present`  numbers for prose, tables and claim lists in chapters
 - :mod:`lsnotes.widgets`  sliders in JupyterLab with a static fallback in the built book
 - :mod:`lsnotes.plots`    the book's figure style
