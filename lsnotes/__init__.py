@@ -16,6 +16,7 @@ One module per concept; chapters import these modules and never copy their code:
 - :mod:`lsnotes.evaluate` robustness reports and gradient-masking diagnostics
 - :mod:`lsnotes.papers`   the three papers' tables, as printed, as data
 - :mod:`lsnotes.provenance` every number in a sentence about a paper: computed or in its JSON
+- :mod:`lsnotes.claims`   tested predicates for chapter claims; missing inputs fail loudly
 - :mod:`lsnotes.present`  numbers for prose, tables and claim lists in chapters
 - :mod:`lsnotes.widgets`  sliders in JupyterLab with a static fallback in the built book
 - :mod:`lsnotes.plots`    the book's figure style

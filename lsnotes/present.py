@@ -154,33 +154,59 @@ class ClaimFailed(AssertionError):
 class Claims:
     """What a chapter says about its numbers, each with whether this run bears it out.
 
-    ``claims`` maps a statement to a bool computed from the run; ``asserted`` names the ones the
-    prose relies on: if one of them is false, construction raises :class:`ClaimFailed` naming it
-    (and the chapter stops there). Displayed, it is a list: ✔ holds / ✘ does not hold here, with
+    ``claims`` maps a statement to its outcome: a bool, or better a :class:`lsnotes.claims.Check`
+    from one of the tested predicates of :mod:`lsnotes.claims` (it shows what it compared), or
+    ``None`` where this run did not measure it. ``asserted`` names the statements the prose relies
+    on: if one of them is false, construction raises :class:`ClaimFailed` naming it (and the
+    chapter stops there); if one was not measured (``None``), it raises too, saying so: an
+    asserted claim is never skipped. Any other value (a number, NaN, a list) is refused with a
+    ``ValueError`` naming the statement, since ``bool(nan)`` is ``True``.
+
+    Displayed, it is a list: ✔ holds / ✘ does not hold here / — not measured in this run, with
     "(asserted)" on the asserted ones, so a reader sees what did and did not reproduce.
     """
 
-    def __init__(self, claims: Mapping[str, bool], asserted: Iterable[str] = (), *,
+    def __init__(self, claims: Mapping[str, object], asserted: Iterable[str] = (), *,
                  title: str = ""):
-        self.claims = {str(k): bool(v) for k, v in claims.items()}
-        if not self.claims:
+        from lsnotes.claims import _is_bool  # lsnotes.claims imports this module
+
+        if not isinstance(claims, Mapping):
+            raise ValueError(f"claims must map statements to outcomes; got {type(claims).__name__}")
+        self.outcomes: dict[str, object] = {}
+        for statement, outcome in claims.items():
+            if outcome is not None and not _is_bool(outcome):
+                raise ValueError(f"the outcome of claim {statement!r} must be a bool, a "
+                                 f"lsnotes.claims.Check or None (not measured); got {outcome!r}")
+            self.outcomes[str(statement)] = outcome
+        if not self.outcomes:
             raise ValueError("claims must hold at least one statement")
+        self.claims = {s: None if o is None else bool(o) for s, o in self.outcomes.items()}
+        if isinstance(asserted, str):
+            asserted = [asserted]
         self.asserted = list(asserted)
         for statement in self.asserted:
             choice("asserted statement", statement, self.claims)
         self.title = str(title)
+        missing = [s for s in self.asserted if self.claims[s] is None]
+        if missing:
+            raise ClaimFailed("claim(s) the text relies on were not measured in this run: "
+                              + "; ".join(missing))
         failed = [s for s in self.asserted if not self.claims[s]]
         if failed:
-            raise ClaimFailed("claim(s) the text relies on no longer hold: " + "; ".join(failed))
+            raise ClaimFailed("claim(s) the text relies on no longer hold: " + "; ".join(
+                s + _compared(self.outcomes[s]) for s in failed))
 
-    def holds(self, statement: str) -> bool:
+    def holds(self, statement: str) -> bool | None:
+        """Whether the statement holds in this run (``None``: not measured)."""
         return self.claims[choice("statement", statement, self.claims)]
 
     def to_markdown(self) -> str:
         lines = [f"**{self.title}**", ""] if self.title else []
         for statement, holds in self.claims.items():
-            mark = "✔ holds" if holds else "✘ does not hold here"
-            lines.append(f"- {mark}{' (asserted)' if statement in self.asserted else ''}: {statement}")
+            mark = ("— not measured in this run" if holds is None
+                    else "✔ holds" if holds else "✘ does not hold here")
+            lines.append(f"- {mark}{' (asserted)' if statement in self.asserted else ''}: "
+                         f"{statement}{_compared(self.outcomes[statement])}")
         return "\n".join(lines)
 
     def _repr_markdown_(self) -> str:
@@ -188,6 +214,12 @@ class Claims:
 
     def __repr__(self) -> str:
         return self.to_markdown()
+
+
+def _compared(outcome) -> str:
+    """" (0.431 > 0.219)" for a :class:`lsnotes.claims.Check`; nothing for a plain bool."""
+    shown = getattr(outcome, "shown", "")
+    return f" ({shown})" if shown else ""
 
 
 def share(count: int, total: int) -> Text:
