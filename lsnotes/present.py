@@ -11,13 +11,29 @@
   table is an HTML ``<table>`` in both, with numeric columns right-aligned.
 - **Claims.** :class:`Claims` lists each statement a chapter makes about its numbers with whether
   this run bears it out; the statements the prose relies on are asserted, so a change that breaks
-  one stops the chapter.
+  one stops the chapter. Build each outcome from a predicate of :mod:`lsnotes.claims`
+  (``C.exceeds(ls, ce)``, ``C.most(...)``): each is tested with a counter-example, refuses missing
+  inputs, and shows what it compared. An asserted claim that was not measured (``None``) fails.
+- **The paper's claim and ours, kept apart.** What a paper reports and what our run measured are
+  two visibly different blocks, in the built book and in JupyterLab alike: MyST admonitions
+  titled "The paper reports: <authors> (<year>)" and "Our run", with the classes
+  ``lsnotes-paper-reports`` and ``lsnotes-our-run`` (styled in ``_static/lsnotes.css``; in
+  JupyterLab, jupyterlab-myst renders them as a note and a tip). One line each, as the last
+  expression of a cell; any argument may be text (markdown, ``{eval}``-free: format it in Python)
+  or a :class:`Table`/:class:`Claims`/paper table::
+
+      PaperReports("fu2020", f"Under AutoAttack their LS model keeps {fu_aa} %.", fu_t4)
+      OurRun(f"Our LS model keeps {ls_aa} under AutoAttack.", claims, scale="quick profile")
+
+  A :class:`Claims` about the papers' own numbers (a check that a sentence reads their table
+  right) goes in a :class:`PaperReports`, never beside our results.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import re
 from typing import Iterable, Mapping, Sequence
 
 from lsnotes.checks import choice, positive_int
@@ -220,6 +236,95 @@ def _compared(outcome) -> str:
     """" (0.431 > 0.219)" for a :class:`lsnotes.claims.Check`; nothing for a plain bool."""
     shown = getattr(outcome, "shown", "")
     return f" ({shown})" if shown else ""
+
+
+# ----------------------------------------------------------------------------- paper vs ours
+
+PAPER_REPORTS_CLASS = "lsnotes-paper-reports"
+OUR_RUN_CLASS = "lsnotes-our-run"
+
+
+def _markdown_of(part, index: int) -> str:
+    if isinstance(part, str):
+        text = part
+    elif hasattr(part, "to_markdown"):
+        text = part.to_markdown()
+    elif hasattr(part, "markdown"):
+        text = part.markdown()  # a lsnotes.papers.PaperTable
+    elif hasattr(part, "_repr_markdown_"):
+        text = part._repr_markdown_()
+    else:
+        raise ValueError(f"parts[{index}] must be text, a Table, Claims or a paper's table; "
+                         f"got {type(part).__name__}")
+    if not str(text).strip():
+        raise ValueError(f"parts[{index}] is empty")
+    return str(text).strip()
+
+
+class _Block:
+    """A titled MyST admonition of markdown parts (see the module docstring)."""
+
+    css_class = ""
+    theme_class = ""  # the admonition kind JupyterLab and the book's theme colour it as
+
+    def __init__(self, title: str, parts: Sequence):
+        if not parts:
+            raise ValueError(f"{type(self).__name__} needs at least one part to show")
+        self.title = title
+        self.body = "\n\n".join(_markdown_of(p, i) for i, p in enumerate(parts))
+
+    def to_markdown(self) -> str:
+        longest = max((len(run) for run in _backtick_runs(self.body)), default=0)
+        fence = "`" * max(3, longest + 1)
+        return (f"{fence}{{admonition}} {self.title}\n:class: {self.theme_class} {self.css_class}\n"
+                f"{self.body}\n{fence}")
+
+    def _repr_markdown_(self) -> str:
+        return self.to_markdown()
+
+    def __repr__(self) -> str:
+        return self.to_markdown()
+
+
+def _backtick_runs(text: str) -> list[str]:
+    return re.findall(r"`{3,}", text)
+
+
+def paper_label(paper: str) -> str:
+    """"Fu et al. (2020)", "Goibert & Dohmatob (2019)": the paper's authors and year."""
+    from lsnotes import papers
+
+    meta = papers.paper(paper)
+    surnames = [name.split()[-1] for name in meta["authors"].split(",")]
+    who = (surnames[0] if len(surnames) == 1 else " & ".join(surnames) if len(surnames) == 2
+           else f"{surnames[0]} et al.")
+    return f"{who} ({meta['year']})"
+
+
+class PaperReports(_Block):
+    """What one paper reports, as a block titled "The paper reports: Fu et al. (2020)"."""
+
+    css_class = PAPER_REPORTS_CLASS
+    theme_class = "note"
+
+    def __init__(self, paper: str, *parts):
+        from lsnotes import papers
+
+        choice("paper", paper, papers.PAPERS)
+        self.paper = paper
+        super().__init__(f"The paper reports: {paper_label(paper)}", parts)
+
+
+class OurRun(_Block):
+    """What this run measured, as a block titled "Our run" (with its ``scale`` when given:
+    "Our run (quick profile, 100 examples)")."""
+
+    css_class = OUR_RUN_CLASS
+    theme_class = "tip"
+
+    def __init__(self, *parts, scale: str = ""):
+        scale = str(scale).strip()
+        super().__init__(f"Our run ({scale})" if scale else "Our run", parts)
 
 
 def share(count: int, total: int) -> Text:
