@@ -35,7 +35,7 @@ test-fast: setup
 	$(BIN)/python -m pytest tests -m "not chapters and not browser"
 
 gpu-check: setup
-	$(BIN)/python -m lsnotes.gpucheck $(GPU_CHECK_ARGS)
+	$(BIN)/python -m benchmarks.gpu_check $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf _build

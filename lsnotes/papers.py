@@ -1,6 +1,6 @@
 """The three papers' tables as data: every number exactly as printed, with where it was read.
 
-``book/papers/<paper>.json`` holds one paper: its metadata, the facts the chapters cite (each with
+``lsnotes/paper_tables/<paper>.json`` (linked as ``book/papers``) holds one paper: its metadata, the facts the chapters cite (each with
 the line of the text it comes from) under ``settings``, and its tables. A cell is the printed
 string ("75.10" stays "75.10") or ``None`` where the paper printed "/" (not run). Chapters quote a
 paper only through this module, so no chapter types a paper's number::
@@ -25,7 +25,9 @@ from typing import Any, Iterable, Mapping
 from lsnotes.checks import choice
 
 PAPERS = ("fu2020", "goibert2019", "yu2024")
-PAPERS_DIR = Path(__file__).resolve().parent.parent / "book" / "papers"
+# Shipped inside the package (package data), so an installed lsnotes finds them too;
+# book/papers is a link to this folder.
+PAPERS_DIR = Path(__file__).resolve().parent / "paper_tables"
 NOT_RUN = "/"  # how the papers print a cell that was not run; stored as None
 
 Key = str | tuple[str, ...]

@@ -13,21 +13,22 @@ from torch import nn
 
 from audit_models import (Noisy, Probabilities, Quantised, Saturating, SelfAttacking, flat_images,
                           hump, slab, trained_binary_linear)
-from lsnotes import attacks, audit, cli
+from lsnotes import attacks, cli, robustness
+from lsnotes.robustness import checklist
 from tiny_models import blobs, trained_linear
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 EPS = 0.15
 # small enough that one audit of a tiny model takes about a second
-TEST = audit.Battery("test", pgd_steps=10, restart_steps=10, multitargeted_targets=2,
+TEST = robustness.Battery("test", pgd_steps=10, restart_steps=10, multitargeted_targets=2,
                      odi_restarts=1, square_queries=50, sweep=(2.0,))
 # PGD and its restarts cut short: 5 steps of a twentieth of the usual size
-CUT_SHORT = audit.Battery("cut short", pgd_steps=5, pgd_step_factor=0.05, restart_steps=5,
+CUT_SHORT = robustness.Battery("cut short", pgd_steps=5, pgd_step_factor=0.05, restart_steps=5,
                           restart_step_factor=0.05, multitargeted_targets=2, odi_restarts=1,
                           square_queries=50, sweep=(2.0,))
 # steps of 4ε/k: sign PGD reaches the corner of the ball in half its steps
-CONVERGED = audit.Battery("converged", pgd_steps=10, pgd_step_factor=2.0, restart_steps=10,
+CONVERGED = robustness.Battery("converged", pgd_steps=10, pgd_step_factor=2.0, restart_steps=10,
                           multitargeted_targets=1, odi_restarts=1, square_queries=50, sweep=(2.0,))
 
 
@@ -52,29 +53,29 @@ def audits(linear, data, binary):
     flat_x, flat_y = flat_images(24)
     binary_model, binary_x, binary_y = binary
     runs = {
-        "linear": lambda: audit.audit(linear, x, y, EPS, battery=TEST, source_model=other,
+        "linear": lambda: robustness.audit(linear, x, y, EPS, battery=TEST, source_model=other,
                                       source_name="another linear model"),
-        "quantised": lambda: audit.audit(Quantised(linear), x, y, EPS, battery=TEST,
+        "quantised": lambda: robustness.audit(Quantised(linear), x, y, EPS, battery=TEST,
                                          source_model=linear, source_name="the linear model"),
-        "noisy": lambda: audit.audit(Noisy(linear), x, y, EPS, battery=TEST),
-        "saturating": lambda: audit.audit(Saturating(linear), x, y, EPS, battery=TEST,
+        "noisy": lambda: robustness.audit(Noisy(linear), x, y, EPS, battery=TEST),
+        "saturating": lambda: robustness.audit(Saturating(linear), x, y, EPS, battery=TEST,
                                           source_model=other, source_name="another linear model"),
-        "binary": lambda: audit.audit(binary_model, binary_x, binary_y, EPS, battery=TEST),
-        "binary converged": lambda: audit.audit(binary_model, binary_x, binary_y, EPS,
+        "binary": lambda: robustness.audit(binary_model, binary_x, binary_y, EPS, battery=TEST),
+        "binary converged": lambda: robustness.audit(binary_model, binary_x, binary_y, EPS,
                                                 battery=CONVERGED),
-        "cut short": lambda: audit.audit(linear, x, y, EPS, battery=CUT_SHORT),
-        "hump": lambda: audit.audit(hump(0.5, 0.1), flat_x, flat_y, 0.1, battery=TEST),
-        "slab": lambda: audit.audit(slab(0.5, 0.1), flat_x, flat_y, 0.1,
-                                    battery=audit.Battery("large steps", pgd_steps=10,
+        "cut short": lambda: robustness.audit(linear, x, y, EPS, battery=CUT_SHORT),
+        "hump": lambda: robustness.audit(hump(0.5, 0.1), flat_x, flat_y, 0.1, battery=TEST),
+        "slab": lambda: robustness.audit(slab(0.5, 0.1), flat_x, flat_y, 0.1,
+                                    battery=robustness.Battery("large steps", pgd_steps=10,
                                                           restart_steps=10, restart_step_factor=2,
                                                           multitargeted_targets=1, odi_restarts=1,
                                                           square_queries=50, sweep=(2.0,))),
-        "quantised, 300 queries": lambda: audit.audit(
-            Quantised(linear), x, y, EPS, battery=audit.Battery(
+        "quantised, 300 queries": lambda: robustness.audit(
+            Quantised(linear), x, y, EPS, battery=robustness.Battery(
                 "more queries", pgd_steps=10, restart_steps=10, multitargeted_targets=2,
                 odi_restarts=1, square_queries=300, sweep=(2.0,))),
-        "probabilities": lambda: audit.audit(Probabilities(linear), x, y, EPS, battery=TEST),
-        "dynamic": lambda: audit.audit(SelfAttacking(linear), x, y, EPS, battery=TEST),
+        "probabilities": lambda: robustness.audit(Probabilities(linear), x, y, EPS, battery=TEST),
+        "dynamic": lambda: robustness.audit(SelfAttacking(linear), x, y, EPS, battery=TEST),
     }
     done = {}
 
@@ -91,7 +92,7 @@ def audits(linear, data, binary):
                                                     ("l2", "ce", 2, 1.0)])
 def test_traced_pgd_returns_what_attacks_pgd_returns(linear, data, norm, loss, restarts, eps):
     x, y = data
-    traced = audit.traced_pgd(linear, x, y, eps, steps=7, norm=norm, loss=loss, restarts=restarts,
+    traced = robustness.traced_pgd(linear, x, y, eps, steps=7, norm=norm, loss=loss, restarts=restarts,
                               generator=torch.Generator().manual_seed(4))
     plain = attacks.pgd(linear, x, y, eps, steps=7, norm=norm, loss=loss, restarts=restarts,
                         generator=torch.Generator().manual_seed(4))
@@ -101,7 +102,7 @@ def test_traced_pgd_returns_what_attacks_pgd_returns(linear, data, norm, loss, r
 
 def test_traced_pgd_records_each_iterate(linear, data):
     x, y = data
-    trace = audit.traced_pgd(linear, x, y, EPS, steps=5, generator=torch.Generator().manual_seed(0))
+    trace = robustness.traced_pgd(linear, x, y, EPS, steps=5, generator=torch.Generator().manual_seed(0))
     # the best iterate is misclassified exactly where some iterate was
     assert torch.equal(trace.broken, linear(trace.x_adv).argmax(1) != y)
     # and its loss is the highest of the run where no iterate was misclassified
@@ -116,7 +117,7 @@ def test_still_rising_and_silent_success_read_the_trace():
     wrong = torch.zeros(1, 11, 2, dtype=torch.bool)
     wrong[0, 3, 0] = True                                    # example 0: misclassified once, mid-run
     wrong[0, 5:, 1] = True                                   # example 1: misclassified to the end
-    trace = audit.PGDTrace(torch.zeros(2, 1), rising[None], wrong)
+    trace = robustness.PGDTrace(torch.zeros(2, 1), rising[None], wrong)
     assert trace.still_rising().tolist() == [True, False]
     assert trace.silent_success().tolist() == [True, False]
 
@@ -247,12 +248,12 @@ def test_audit_leaves_the_model_and_the_global_rng_alone(linear, data):
     before = {k: v.clone() for k, v in linear.state_dict().items()}
     rng = torch.get_rng_state()
     linear.train()
-    first = audit.audit(linear, x[:12], y[:12], EPS, battery=TEST)
+    first = robustness.audit(linear, x[:12], y[:12], EPS, battery=TEST)
     assert linear.training
     linear.eval()
     assert torch.equal(torch.get_rng_state(), rng)
     assert all(torch.equal(before[k], v) for k, v in linear.state_dict().items())
-    again = audit.audit(linear, x[:12], y[:12], EPS, battery=TEST)
+    again = robustness.audit(linear, x[:12], y[:12], EPS, battery=TEST)
     assert first.to_dict()["extra"]["per_example"] == again.to_dict()["extra"]["per_example"]
 
 
@@ -277,7 +278,7 @@ def test_json_is_robustbench_shaped_with_the_indicators(audits, tmp_path):
 
 def test_html_is_one_self_contained_page(audits, tmp_path):
     report = audits("quantised")
-    page = report.save_html(tmp_path / "r.html").read_text()
+    page = robustness.save_html(report, tmp_path / "r.html").read_text()
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert not re.search(r"https?://", page)
     assert "<script" not in page and "<link" not in page
@@ -289,7 +290,7 @@ def test_html_is_one_self_contained_page(audits, tmp_path):
 
 def test_l2_audit_sweeps_to_the_diameter_of_the_cube(linear, data):
     x, y = data
-    report = audit.audit(linear, x[:16], y[:16], 1.0, norm="l2", battery=TEST)
+    report = robustness.audit(linear, x[:16], y[:16], 1.0, norm="l2", battery=TEST)
     assert report.unconstrained_eps == 6.0                  # √36 pixels: any image is in reach
     assert report.eps_sweep[6.0] == 0.0 and not report.serious
     assert report.to_dict()["threat_model"] == "L2"
@@ -303,11 +304,11 @@ def test_audit_rejects_bad_arguments(linear, data):
                             ({"eps": 0.1, "battery": "quick"}, "battery"),
                             ({"eps": 0.1, "seed": -1}, "seed")]:
         with pytest.raises(ValueError, match=message):
-            audit.audit(linear, x, y, **kwargs)
+            robustness.audit(linear, x, y, **kwargs)
     with pytest.raises(ValueError, match="shape"):
-        audit.audit(nn.Sequential(nn.Flatten(), nn.Linear(36, 1)), x, y, 0.1)
+        robustness.audit(nn.Sequential(nn.Flatten(), nn.Linear(36, 1)), x, y, 0.1)
     with pytest.raises(ValueError, match="non-finite"):
-        audit.audit(Saturating(linear, scale=float("inf")), x, y, 0.1)
+        robustness.audit(Saturating(linear, scale=float("inf")), x, y, 0.1)
 
 
 # ----------------------------------------------------------------------------- the command
@@ -431,7 +432,7 @@ def test_cli_dataset_not_on_disk_is_one_line(reader_model, capsys, tmp_path, mon
 
 
 def test_transfer_source_says_why_when_we_have_no_model(tmp_path, monkeypatch):
-    from lsnotes.audit_cli import transfer_source
+    from lsnotes.robustness.book_models import transfer_source
 
     monkeypatch.setenv("LSNOTES_CACHE", str(tmp_path))   # an empty model cache
     model, name, reason = transfer_source("svhn", "cpu", progress=False)
@@ -443,29 +444,29 @@ def test_transfer_source_says_why_when_we_have_no_model(tmp_path, monkeypatch):
 # ----------------------------------------------------------------------------- the zoo (slow)
 
 @pytest.fixture(scope="module")
-def zoo():
-    from lsnotes import experiments
+def book_zoo():
+    from lsnotes import zoo as book_zoo
 
-    x, y = experiments.eval_examples("quick", 0, "cpu", n=40)
-    source = experiments.trained("quick", "ce", 0.0).model
-    return experiments, x, y, source
+    x, y = book_zoo.eval_examples("quick", 0, "cpu", n=40)
+    source = book_zoo.trained("quick", "ce", 0.0).model
+    return book_zoo, x, y, source
 
 
 @pytest.mark.slow
-def test_label_smoothing_09_pgd_overestimates_and_stronger_attacks_reveal_it(zoo):
-    experiments, x, y, source = zoo
-    model = experiments.trained("quick", "szegedy", 0.9).model
-    report = audit.audit(model, x, y, 0.1, quick=True, source_model=source, source_name="CE")
+def test_label_smoothing_09_pgd_overestimates_and_stronger_attacks_reveal_it(book_zoo):
+    zoo, x, y, source = book_zoo
+    model = zoo.trained("quick", "szegedy", 0.9).model
+    report = robustness.audit(model, x, y, 0.1, quick=True, source_model=source, source_name="CE")
     ind = report.indicator("stronger_attacks_beat_pgd")
     assert ind.fired and ind.numbers["large"], ind.finding
     assert ind.numbers["found_by"], ind.finding
 
 
 @pytest.mark.slow
-def test_adversarially_trained_model_trips_nothing_serious(zoo):
-    experiments, x, y, source = zoo
-    model = experiments.trained("quick", "ce", 0.0, adversarial="pgd").model
-    report = audit.audit(model, x, y, 0.1, quick=True, source_model=source, source_name="CE")
+def test_adversarially_trained_model_trips_nothing_serious(book_zoo):
+    zoo, x, y, source = book_zoo
+    model = zoo.trained("quick", "ce", 0.0, adversarial="pgd").model
+    report = robustness.audit(model, x, y, 0.1, quick=True, source_model=source, source_name="CE")
     assert report.serious == [], report.verdicts
     assert report.robust_acc > 0.2
 
@@ -473,13 +474,13 @@ def test_adversarially_trained_model_trips_nothing_serious(zoo):
 @pytest.mark.slow
 def test_full_autoattack_gives_robustbench_its_autoattack_accuracy(linear, data):
     x, y = data
-    battery = audit.Battery("standard", pgd_steps=10, restart_steps=10, multitargeted_targets=2,
+    battery = robustness.Battery("standard", pgd_steps=10, restart_steps=10, multitargeted_targets=2,
                             odi_restarts=1, autoattack="standard", sweep=())
-    report = audit.audit(linear, x[:20], y[:20], EPS, battery=battery)
+    report = robustness.audit(linear, x[:20], y[:20], EPS, battery=battery)
     aa = report.row("autoattack")
     assert aa.scope == "all" and "square" not in [r.name for r in report.rows]
     direct, broken_by = attacks.autoattack(linear, x[:20], y[:20], EPS,
-                                           generator=audit.audit_generator("autoattack", 0))
+                                           generator=checklist.audit_generator("autoattack", 0))
     assert aa.correct == [None if b == "clean" else b is None for b in broken_by]
     assert aa.notes == [None if b == "clean" else b for b in broken_by]
     assert report.to_dict()["autoattack_acc"] == f"{100 * report.autoattack_acc:.2f}"
@@ -488,32 +489,32 @@ def test_full_autoattack_gives_robustbench_its_autoattack_accuracy(linear, data)
 
 
 def test_the_chapter_says_what_is_missing_instead_of_failing(tmp_path, monkeypatch):
-    from lsnotes import audit_zoo
+    from lsnotes.robustness import book_models
 
     monkeypatch.setenv("LSNOTES_CACHE", str(tmp_path))   # an empty model cache
-    models = audit_zoo.inventory("quick")
+    models = book_models.inventory("quick")
     assert all(m.requested for m in models) and len(models) == 19
-    assert set(audit_zoo.representatives(models, "quick")) == {"CE", "LS", "FGSM-AT", "PGD-AT"}
+    assert set(book_models.representatives(models, "quick")) == {"CE", "LS", "FGSM-AT", "PGD-AT"}
     x, y = blobs(4, seed=0)
-    reports, missing = audit_zoo.audit_representatives("quick", 0, "cpu", x, y, 0.1,
+    reports, missing = book_models.audit_representatives("quick", 0, "cpu", x, y, 0.1,
                                                        names=["LS", "PGD-AT"])
     assert reports == {} and missing == ["LS", "PGD-AT"]
-    story = audit_zoo.story(reports, "quick", missing)
+    story = book_models.story(reports, "quick", missing)
     assert "not in the model cache" in story["ls_sentence"] and story["fgsm_at_sentence"] == ""
-    assert audit_zoo.accuracy_table(models, x, y, 0.1) == ([], [m.label for m in models])
-    assert audit_zoo.recorded_view(None) is None
+    assert book_models.accuracy_table(models, x, y, 0.1) == ([], [m.label for m in models])
+    assert book_models.recorded_view(None) is None
     with pytest.raises(ValueError, match="names entry"):
-        audit_zoo.audit_representatives("quick", 0, "cpu", x, y, 0.1, names=["ResNet"])
+        book_models.audit_representatives("quick", 0, "cpu", x, y, 0.1, names=["ResNet"])
 
 
 def test_the_chapter_story_reports_the_audits_numbers(audits):
-    from lsnotes import audit_zoo
+    from lsnotes.robustness import book_models
 
     saturating = audits("saturating")
-    story = audit_zoo.story({"LS": saturating, "PGD-AT": audits("linear")}, "quick")
+    story = book_models.story({"LS": saturating, "PGD-AT": audits("linear")}, "quick")
     gap = saturating.indicator("stronger_attacks_beat_pgd").numbers["gap"]
     assert f"overestimates its robustness by {100 * gap:.0f} points" in story["ls_sentence"]
     assert "the margin loss (" in story["ls_sentence"]
     assert "no serious indicator" in story["at_sentence"]
-    table = audit_zoo.summary_table({"LS": saturating}).to_markdown()
+    table = book_models.summary_table({"LS": saturating}).to_markdown()
     assert f"{saturating.robust_acc:.2f}" in table and "Unavailable gradients" in table

@@ -13,7 +13,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from lsnotes import attacks, checks, data, evaluate, losses, toy, train
+from lsnotes import attacks, checks, data, losses, robustness, toy, train
 from tiny_models import N_CLASSES, blobs, trained_linear
 
 MODEL = trained_linear(steps=20)
@@ -150,11 +150,11 @@ CASES = [
     Case("device", "device", lambda v: checks.resolve_device(v)),
     Case("eps", "unit", lambda v: train.robust_accuracy(MODEL, X, Y, v, steps=1)),
     Case("y", "y", lambda v: train.accuracy(MODEL, X, v)),
-    Case("eps", "unit", lambda v: evaluate.robustness_report(MODEL, X, Y, v, ("fgsm",))),
-    Case("x", "x", lambda v: evaluate.robustness_report(MODEL, v, Y, 0.1, ("fgsm",))),
+    Case("eps", "unit", lambda v: robustness.robustness_report(MODEL, X, Y, v, ("fgsm",))),
+    Case("x", "x", lambda v: robustness.robustness_report(MODEL, v, Y, 0.1, ("fgsm",))),
     Case("square_queries", "count",
-         lambda v: evaluate.gradient_masking_diagnostics(MODEL, X, Y, 0.1, square_queries=v)),
-    Case("seed", "seed", lambda v: evaluate.gradient_masking_diagnostics(MODEL, X, Y, 0.1, seed=v)),
+         lambda v: robustness.gradient_masking_diagnostics(MODEL, X, Y, 0.1, square_queries=v)),
+    Case("seed", "seed", lambda v: robustness.gradient_masking_diagnostics(MODEL, X, Y, 0.1, seed=v)),
     Case("n", "count", lambda v: data.subset_indices(Y, v)),
     Case("seed", "seed", lambda v: data.subset_indices(Y, 3, v)),
     Case("batch_size", "count", lambda v: data.DeviceLoader(X, Y, v, device="cpu")),

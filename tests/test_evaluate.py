@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from lsnotes import attacks, evaluate
+from lsnotes import attacks, robustness
+from lsnotes.robustness import diagnostics
 from audit_models import Quantised
 from tiny_models import blobs, trained_linear
 
@@ -22,7 +23,7 @@ def data():
 def test_report_accuracies_match_the_attacks_run_directly(linear, data):
     x, y = data
     eps = 0.15
-    report = evaluate.robustness_report(linear, x, y, eps, ("fgsm", "pgd10"), seed=3,
+    report = robustness.robustness_report(linear, x, y, eps, ("fgsm", "pgd10"), seed=3,
                                         batch_size=12, model_name="linear", architecture="Linear")
     assert report.n_examples == len(x)
     assert report.clean_acc == (linear(x).argmax(1) == y).float().mean().item()
@@ -40,7 +41,7 @@ def test_report_accuracies_match_the_attacks_run_directly(linear, data):
 
 def test_report_is_reproducible(linear, data):
     x, y = data
-    runs = [evaluate.robustness_report(linear, x, y, 0.15, ("pgd10",), seed=s).robust_correct
+    runs = [robustness.robustness_report(linear, x, y, 0.15, ("pgd10",), seed=s).robust_correct
             for s in (0, 0)]
     assert runs[0] == runs[1]
 
@@ -48,7 +49,7 @@ def test_report_is_reproducible(linear, data):
 def test_report_serialises_in_robustbench_shape(linear, data, tmp_path):
     x, y = data
     source = trained_linear(seed=5)
-    report = evaluate.robustness_report(linear, x, y, 0.15, ("fgsm",), source_model=source,
+    report = robustness.robustness_report(linear, x, y, 0.15, ("fgsm",), source_model=source,
                                         model_name="linear", architecture="Linear",
                                         dataset="blobs")
     info = json.loads(report.save_json(tmp_path / "sub" / "report.json").read_text())
@@ -79,12 +80,12 @@ def test_report_rejects_bad_arguments(kwargs, message, linear, data):
     args = dict(eps=0.1, attacks=("fgsm",))
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
-        evaluate.robustness_report(linear, x, y, args.pop("eps"), args.pop("attacks"), **args)
+        robustness.robustness_report(linear, x, y, args.pop("eps"), args.pop("attacks"), **args)
 
 
 def test_diagnostics_find_nothing_on_a_plain_linear_model(linear, data):
     x, y = data
-    diagnostics = evaluate.gradient_masking_diagnostics(linear, x, y, 0.1, square_queries=200,
+    diagnostics = robustness.gradient_masking_diagnostics(linear, x, y, 0.1, square_queries=200,
                                                         restarts=2, sweep_points=3)
     assert diagnostics.verdict == "no masking symptoms found", diagnostics.table()
     assert diagnostics.eps_sweep[0.5] <= 0.05
@@ -94,7 +95,7 @@ def test_diagnostics_find_nothing_on_a_plain_linear_model(linear, data):
 def test_diagnostics_name_the_symptoms_of_a_quantised_model(linear, data):
     x, y = data
     masked = Quantised(linear)
-    diagnostics = evaluate.gradient_masking_diagnostics(masked, x, y, 0.15, square_queries=200,
+    diagnostics = robustness.gradient_masking_diagnostics(masked, x, y, 0.15, square_queries=200,
                                                         restarts=2, sweep_points=3)
     fired = {s.name for s in diagnostics.triggered}
     assert "black-box or transfer stronger than white-box" in fired, diagnostics.table()
@@ -114,21 +115,21 @@ def test_diagnostics_name_the_symptoms_of_a_quantised_model(linear, data):
 def test_diagnostics_refuse_bad_settings_before_any_attack_runs(kwargs, name, linear, data, monkeypatch):
     x, y = data
     ran = []
-    monkeypatch.setattr(evaluate, "_attack_batched", lambda name, *a, **k: ran.append(name))
+    monkeypatch.setattr(diagnostics, "_attack_batched", lambda name, *a, **k: ran.append(name))
     args = {"eps": 0.1, **kwargs}
     with pytest.raises(ValueError, match=f"^{name} "):
-        evaluate.gradient_masking_diagnostics(linear, x, y, args.pop("eps"), **args)
+        robustness.gradient_masking_diagnostics(linear, x, y, args.pop("eps"), **args)
     assert ran == []
 
 
 def test_report_refuses_labels_and_images_the_model_cannot_take(linear, data):
     x, y = data
     with pytest.raises(ValueError, match="^y holds class 10"):
-        evaluate.robustness_report(linear, x, torch.full_like(y, 10), 0.1, ("fgsm",))
+        robustness.robustness_report(linear, x, torch.full_like(y, 10), 0.1, ("fgsm",))
     with pytest.raises(ValueError, match="^x must have the model's dtype"):
-        evaluate.robustness_report(linear, x.double(), y, 0.1, ("fgsm",))
-    int32 = evaluate.robustness_report(linear, x, y.int(), 0.1, ("fgsm",))
-    assert int32.robust_correct == evaluate.robustness_report(linear, x, y, 0.1, ("fgsm",)).robust_correct
+        robustness.robustness_report(linear, x.double(), y, 0.1, ("fgsm",))
+    int32 = robustness.robustness_report(linear, x, y.int(), 0.1, ("fgsm",))
+    assert int32.robust_correct == robustness.robustness_report(linear, x, y, 0.1, ("fgsm",)).robust_correct
 
 
 def fake_training(monkeypatch, model, x, y):

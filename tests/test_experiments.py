@@ -1,4 +1,4 @@
-"""lsnotes.experiments: the model zoo every chapter shares, its profiles, and results as data."""
+"""lsnotes.zoo.book: the model zoo every chapter shares, its profiles, and results as data."""
 
 from __future__ import annotations
 
@@ -8,22 +8,23 @@ import json
 import pytest
 import torch
 
-from lsnotes import data, experiments, train
+from lsnotes import data, train
+from lsnotes.zoo import book
 from lsnotes.data import DATASETS
 from lsnotes.models import MODELS
 
 FASHION_MNIST = data.DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz"
 
 
-@pytest.mark.parametrize("profile", sorted(experiments.SETTINGS))
+@pytest.mark.parametrize("profile", sorted(book.SETTINGS))
 def test_every_profile_names_a_model_that_fits_its_dataset(profile):
-    s = experiments.setting(profile)
+    s = book.setting(profile)
     assert s.dataset in DATASETS and s.model in MODELS
     assert s.eps in s.eps_grid and s.eps_grid == tuple(sorted(s.eps_grid)) and s.eps_grid[0] == 0
     assert all(0 < a <= 1 for a in s.alpha_grid)
     assert s.eval_size >= 1 and s.at_steps >= 1 and s.epochs >= 1 and s.at_epochs >= 1
     # The same constructor the trainer uses, on a batch of the dataset's shape: one logit a class.
-    model = train._empty_model(experiments.config(profile)).eval()
+    model = train._empty_model(book.config(profile)).eval()
     info = DATASETS[s.dataset]
     with torch.no_grad():
         logits = model(torch.rand(2, *info.shape))
@@ -31,36 +32,36 @@ def test_every_profile_names_a_model_that_fits_its_dataset(profile):
 
 
 def test_the_same_request_names_the_same_cache_entry_on_any_device():
-    first = experiments.config("quick", "szegedy", 0.5, device="cpu")
-    again = experiments.config("quick", "szegedy", 0.5, device="auto")
+    first = book.config("quick", "szegedy", 0.5, device="cpu")
+    again = book.config("quick", "szegedy", 0.5, device="auto")
     assert first.key() == again.key()
-    assert experiments.config("quick", "szegedy", 0.9).key() != first.key()
-    assert experiments.config("quick", "szegedy", 0.5, seed=1).seed == 1  # (a seed is in the key)
+    assert book.config("quick", "szegedy", 0.9).key() != first.key()
+    assert book.config("quick", "szegedy", 0.5, seed=1).seed == 1  # (a seed is in the key)
 
 
 def test_adversarial_training_takes_the_profile_budget_steps_and_epochs():
-    for profile in experiments.SETTINGS:
-        s = experiments.setting(profile)
-        cfg = experiments.config(profile, adversarial="pgd")
+    for profile in book.SETTINGS:
+        s = book.setting(profile)
+        cfg = book.config(profile, adversarial="pgd")
         assert (cfg.eps, cfg.attack_steps, cfg.epochs) == (s.eps, s.at_steps, s.at_epochs)
-        assert experiments.config(profile).epochs == s.epochs
+        assert book.config(profile).epochs == s.epochs
 
 
 def test_overrides_change_only_what_they_name():
-    base = experiments.config("quick", "als", 0.1)
-    small = experiments.config("quick", "als", 0.1, train_size=64, epochs=1)
+    base = book.config("quick", "als", 0.1)
+    small = book.config("quick", "als", 0.1, train_size=64, epochs=1)
     assert (small.train_size, small.epochs) == (64, 1)
     assert {k: v for k, v in small.to_dict().items() if k not in ("train_size", "epochs")} == \
         {k: v for k, v in base.to_dict().items() if k not in ("train_size", "epochs")}
-    assert experiments.with_overrides("quick", eps=0.05).eps == 0.05
-    assert experiments.setting("quick").eps != 0.05  # the shared setting is untouched
+    assert book.with_overrides("quick", eps=0.05).eps == 0.05
+    assert book.setting("quick").eps != 0.05  # the shared setting is untouched
 
 
 @pytest.mark.parametrize("call", [
-    lambda: experiments.setting("fast"),
-    lambda: experiments.config("fast"),
-    lambda: experiments.save_results("ch", "fast", {}, seed=0, device="cpu"),
-    lambda: experiments.load_results("ch", "fast"),
+    lambda: book.setting("fast"),
+    lambda: book.config("fast"),
+    lambda: book.save_results("ch", "fast", {}, seed=0, device="cpu"),
+    lambda: book.load_results("ch", "fast"),
 ])
 def test_an_unknown_profile_is_refused_by_name(call):
     with pytest.raises(ValueError, match="profile must be one of 'quick', 'full'; got 'fast'"):
@@ -68,34 +69,34 @@ def test_an_unknown_profile_is_refused_by_name(call):
 
 
 def test_results_are_saved_as_data_with_versions_seed_and_device(tmp_path):
-    assert experiments.load_results("gradient_masking", "full", results_dir=tmp_path) is None
-    path = experiments.save_results("gradient_masking", "full", {"pgd20": {"CE": 0.21}},
+    assert book.load_results("gradient_masking", "full", results_dir=tmp_path) is None
+    path = book.save_results("gradient_masking", "full", {"pgd20": {"CE": 0.21}},
                                     seed=3, device="cpu", results_dir=tmp_path)
     assert path == tmp_path / "full" / "gradient_masking.json"
     stored = json.loads(path.read_text())
-    assert stored == experiments.load_results("gradient_masking", "full", results_dir=tmp_path)
+    assert stored == book.load_results("gradient_masking", "full", results_dir=tmp_path)
     assert stored["results"] == {"pgd20": {"CE": 0.21}}
     assert (stored["seed"], stored["device"], stored["profile"]) == (3, "cpu", "full")
     assert {"torch", "lsnotes", "python"} <= set(stored["versions"])
-    assert stored["setting"]["dataset"] == experiments.setting("full").dataset
+    assert stored["setting"]["dataset"] == book.setting("full").dataset
     assert not list(path.parent.glob("*.tmp*"))  # the atomic write left nothing behind
 
 
 def test_full_results_live_in_the_repository_and_quick_ones_in_the_build():
-    full = experiments._results_path("ch", "full")
-    quick = experiments._results_path("ch", "quick")
+    full = book._results_path("ch", "full")
+    quick = book._results_path("ch", "quick")
     assert full.parts[-4:] == ("book", "results", "full", "ch.json")
     assert quick.parts[-4:] == ("_build", "results", "quick", "ch.json")
 
 
 @pytest.mark.skipif(not FASHION_MNIST.exists(), reason="Debian dataset-fashion-mnist not installed")
 def test_every_chapter_scores_the_same_class_balanced_examples():
-    x, y = experiments.eval_examples("quick", n=50, device="cpu")
-    again, y_again = experiments.eval_examples("quick", n=50, device="cpu")
+    x, y = book.eval_examples("quick", n=50, device="cpu")
+    again, y_again = book.eval_examples("quick", n=50, device="cpu")
     assert torch.equal(x, again) and torch.equal(y, y_again)
     assert x.shape == (50, *DATASETS["fashion-mnist"].shape) and 0 <= x.min() and x.max() <= 1
     assert torch.bincount(y, minlength=10).tolist() == [5] * 10
-    other, _ = experiments.eval_examples("quick", n=50, seed=1, device="cpu")
+    other, _ = book.eval_examples("quick", n=50, seed=1, device="cpu")
     assert not torch.equal(x, other)
 
 
@@ -103,12 +104,12 @@ def test_every_chapter_scores_the_same_class_balanced_examples():
 def test_a_zoo_model_is_trained_once_then_loaded(tmp_path, monkeypatch):
     monkeypatch.setenv("LSNOTES_CACHE", str(tmp_path))
     tiny = dict(train_size=64, test_size=32, epochs=1, device="cpu")
-    first = experiments.trained("quick", "szegedy", 0.5, **tiny)
-    second = experiments.trained("quick", "szegedy", 0.5, **tiny)
+    first = book.trained("quick", "szegedy", 0.5, **tiny)
+    second = book.trained("quick", "szegedy", 0.5, **tiny)
     assert not first.from_cache and second.from_cache
     for a, b in zip(first.model.state_dict().values(), second.model.state_dict().values()):
         assert torch.equal(a, b)
-    robust = experiments.trained("quick", adversarial="pgd", **tiny)
+    robust = book.trained("quick", adversarial="pgd", **tiny)
     assert all("robust_acc" in epoch for epoch in robust.history)
 
 
@@ -116,10 +117,10 @@ def test_a_zoo_model_is_trained_once_then_loaded(tmp_path, monkeypatch):
 
 QUICK_REQUESTS = {  # what the chapters asked the zoo for before chapter_models existed
     "training_with_ls": [("ce", 0.0, 1.0, "none")] + [
-        (m, a, 1.0, "none") for m in experiments.LS_METHODS for a in (0.1, 0.5, 0.9)] + [
+        (m, a, 1.0, "none") for m in book.LS_METHODS for a in (0.1, 0.5, 0.9)] + [
         ("bls", 0.5, t, "none") for t in (0.1, 10.0)],
     "classic_attacks": [("ce", 0.0, 1.0, "none")] + [
-        (m, a, 1.0, "none") for m in experiments.LS_METHODS for a in (0.1, 0.5, 0.9)] + [
+        (m, a, 1.0, "none") for m in book.LS_METHODS for a in (0.1, 0.5, 0.9)] + [
         ("ce", 0.0, 1.0, "fgsm")],
     "gradient_masking": [("ce", 0.0, 1.0, "none"), ("szegedy", 0.9, 1.0, "none"),
                          ("ce", 0.0, 1.0, "pgd"), ("ce", 0.0, 1.0, "trades"),
@@ -130,39 +131,39 @@ QUICK_REQUESTS = {  # what the chapters asked the zoo for before chapter_models 
 
 @pytest.mark.parametrize("chapter", sorted(QUICK_REQUESTS))
 def test_quick_chapter_models_keep_the_cache_keys_the_chapters_used(chapter):
-    nested = experiments.chapter_models(chapter, "quick", seed=0, device="cpu")
+    nested = book.chapter_models(chapter, "quick", seed=0, device="cpu")
     assert list(nested) == ["quick"]
-    expected = [experiments.config("quick", m, a, temperature=t, adversarial=adv, device="cpu").key()
+    expected = [book.config("quick", m, a, temperature=t, adversarial=adv, device="cpu").key()
                 for m, a, t, adv in QUICK_REQUESTS[chapter]]
     assert [c.key() for c in nested["quick"].values()] == expected
     # the keys are pinned: a change to the quick setting or to TrainConfig would retrain the zoo
-    assert experiments.config("quick", "szegedy", 0.5).key() == \
+    assert book.config("quick", "szegedy", 0.5).key() == \
         "fashion-mnist-cnn4-szegedy-none-f0c821c31afd7df94113"
 
 
 def test_the_checklist_asks_for_every_model_the_other_chapters_train():
-    union = {c.key() for ch in QUICK_REQUESTS for c in experiments.chapter_models(ch)["quick"].values()}
-    checklist = experiments.chapter_models("evaluation_checklist")["quick"]
+    union = {c.key() for ch in QUICK_REQUESTS for c in book.chapter_models(ch)["quick"].values()}
+    checklist = book.chapter_models("evaluation_checklist")["quick"]
     assert [c.key() for c in checklist.values()] == list(dict.fromkeys(
-        c.key() for ch in QUICK_REQUESTS for c in experiments.chapter_models(ch)["quick"].values()))
+        c.key() for ch in QUICK_REQUESTS for c in book.chapter_models(ch)["quick"].values()))
     assert len(union) == 22
 
 
 def test_each_paper_has_its_own_full_settings():
-    names = [s.name for s in experiments.settings("full")]
+    names = [s.name for s in book.settings("full")]
     assert len(names) == len(set(names)) == 7
-    assert experiments.settings("quick", "fu") == (experiments.QUICK,)
-    goibert = experiments.settings("full", "goibert")
+    assert book.settings("quick", "fu") == (book.QUICK,)
+    goibert = book.settings("full", "goibert")
     assert [(s.dataset, s.model) for s in goibert] == [
         ("mnist", "linear"), ("mnist", "lenet"), ("cifar10", "lenet"), ("cifar10", "resnet18"),
         ("svhn", "lenet")]
     assert all(s.methods == ("sls", "als", "bls", "sbls") and s.notes for s in goibert)
-    fgsm_at = experiments.chapter_models("classic_attacks", "full")["goibert-mnist-lenet"]["FGSM-AT"]
+    fgsm_at = book.chapter_models("classic_attacks", "full")["goibert-mnist-lenet"]["FGSM-AT"]
     assert fgsm_at.adversarial == "fgsm" and fgsm_at.eps == 0.1 and fgsm_at.model == "lenet"
-    fu, = experiments.settings("full", "fu")
+    fu, = book.settings("full", "fu")
     assert (fu.dataset, fu.model, fu.eps, fu.ls_alpha) == ("cifar10", "wrn34_10", 8 / 255, 0.9)
     assert fu.alpha_grid == tuple(a / 10 for a in range(1, 10))
-    models = experiments.chapter_models("gradient_masking", "full")["fu-cifar10-wrn34-10"]
+    models = book.chapter_models("gradient_masking", "full")["fu-cifar10-wrn34-10"]
     assert {"CE", "LS α=0.9", "PGD-AT", "TRADES"} <= set(models) and len(models) == 12
     madry, trades = models["PGD-AT"], models["TRADES"]
     assert (madry.epochs, madry.attack_steps, madry.step_size, madry.weight_decay) == \
@@ -171,7 +172,7 @@ def test_each_paper_has_its_own_full_settings():
 
 
 def test_yu_et_al_setting_and_trades_sglr():
-    models = experiments.chapter_models("soft_labels_at", "full")["yu-cifar10-resnet18"]
+    models = book.chapter_models("soft_labels_at", "full")["yu-cifar10-resnet18"]
     assert list(models) == ["PGD-AT", "SGLR", "TRADES", "TRADES+SGLR"]
     for cfg in models.values():
         assert (cfg.dataset, cfg.model, cfg.epochs, cfg.batch_size, cfg.lr, cfg.schedule) == \
@@ -180,30 +181,30 @@ def test_yu_et_al_setting_and_trades_sglr():
     assert models["SGLR"].sglr_start_epoch == models["TRADES+SGLR"].sglr_start_epoch == 91
     assert [train.scheduled_lr("piecewise", 0.1, e * 391, 200 * 391) for e in (99, 100, 149, 150)] \
         == [0.1, pytest.approx(0.01), pytest.approx(0.01), pytest.approx(0.001)]
-    requests = experiments.requests("soft_labels_at", "full")
+    requests = book.requests("soft_labels_at", "full")
     assert all(r.keep_best and r.eval_robust for r in requests)
-    assert not any(r.keep_best for r in experiments.requests("soft_labels_at", "quick"))
+    assert not any(r.keep_best for r in book.requests("soft_labels_at", "quick"))
 
 
 def test_fu_table3_attack_settings_exactly_and_quick_differences_named():
     from lsnotes import attacks
 
-    full = experiments.attack_settings("full", "fu")
+    full = book.attack_settings("full", "fu")
     assert full["multitargeted"] == dict(steps=20, restarts=18)
     assert full["odi"] == dict(steps=20, restarts=20)
     assert [full[f"pgd{k}"]["steps"] for k in (10, 20, 40)] == [10, 20, 40]
     assert full["autoattack"] == dict(version="standard") and full["fgsm"] == {}
-    assert experiments.attack_setting_notes("full", "fu") == {}
-    quick = experiments.attack_settings("quick", "fu")
-    notes = experiments.attack_setting_notes("quick", "fu")
+    assert book.attack_setting_notes("full", "fu") == {}
+    quick = book.attack_settings("quick", "fu")
+    notes = book.attack_setting_notes("quick", "fu")
     differing = {name for name in full if quick[name] != full[name]}
     assert differing == set(notes) == {"multitargeted", "odi", "autoattack"}
     for profile in ("quick", "full"):
-        for paper in experiments.PAPERS:
-            for name, overrides in experiments.attack_settings(profile, paper).items():
+        for paper in book.PAPERS:
+            for name, overrides in book.attack_settings(profile, paper).items():
                 accepted = set(inspect.signature(attacks.ATTACKS[name].accepts).parameters)
                 assert set(overrides) <= accepted, (name, overrides)
-    assert experiments.attack_settings("full", "yu") == {"pgd20": dict(steps=20),
+    assert book.attack_settings("full", "yu") == {"pgd20": dict(steps=20),
                                                          "autoattack": dict(version="standard")}
 
 
@@ -215,24 +216,24 @@ def test_fu_table3_attack_settings_exactly_and_quick_differences_named():
 ])
 def test_each_chapter_runs_on_its_papers_setting_and_asks_for_what_the_zoo_trained(
         chapter, paper, request_):
-    for setup in experiments.settings("full", paper):
-        s = experiments.chapter_setting(chapter, "full", None if setup is experiments.settings(
+    for setup in book.settings("full", paper):
+        s = book.chapter_setting(chapter, "full", None if setup is book.settings(
             "full", paper)[0] else setup.name)
         assert s == setup
         # What the chapter asks for with setting=s is a model `lsnotes zoo train` trained.
-        key = experiments.config("full", setting=s, **request_).key()
-        planned = experiments.chapter_models(chapter, "full")[s.name].values()
+        key = book.config("full", setting=s, **request_).key()
+        planned = book.chapter_models(chapter, "full")[s.name].values()
         assert key in {c.key() for c in planned}, (chapter, s.name)
-    assert experiments.chapter_setting(chapter, "quick") is experiments.QUICK
+    assert book.chapter_setting(chapter, "quick") is book.QUICK
     with pytest.raises(ValueError, match="setup must be one of"):
-        experiments.chapter_setting(chapter, "full", "cifar100")
+        book.chapter_setting(chapter, "full", "cifar100")
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: experiments.settings("full", "smith"), "paper must be one of"),
-    (lambda: experiments.chapter_models("toy_problem"), "chapter must be one of"),
-    (lambda: experiments.config("full", setting="nowhere"), "setting must be one of"),
-    (lambda: experiments.attack_settings("fast"), "profile must be one of"),
+    (lambda: book.settings("full", "smith"), "paper must be one of"),
+    (lambda: book.chapter_models("toy_problem"), "chapter must be one of"),
+    (lambda: book.config("full", setting="nowhere"), "setting must be one of"),
+    (lambda: book.attack_settings("fast"), "profile must be one of"),
 ])
 def test_bad_names_are_refused(call, match):
     with pytest.raises(ValueError, match=match):
@@ -243,10 +244,10 @@ def test_bad_names_are_refused(call, match):
 def test_best_and_last_checkpoints_are_both_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("LSNOTES_CACHE", str(tmp_path))
     tiny = dict(train_size=64, test_size=32, epochs=3, device="cpu")
-    cfg = experiments.config("quick", adversarial="trades_sglr", **tiny)
-    assert cfg.sglr_start_epoch == experiments.sglr_start_epoch(4) == 3  # from the profile's epochs
+    cfg = book.config("quick", adversarial="trades_sglr", **tiny)
+    assert cfg.sglr_start_epoch == book.sglr_start_epoch(4) == 3  # from the profile's epochs
     result = train.train_or_load(cfg, progress=False, eval_robust=True, keep_best=True)
-    best = experiments.best_checkpoint(cfg)
+    best = book.best_checkpoint(cfg)
     accs = [r["robust_acc"] for r in result.history]
     assert best.best["epoch"] == 1 + accs.index(max(accs)) and best.best["robust_acc"] == max(accs)
     assert best.history == result.history

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from lsnotes import gpucheck, losses
+from lsnotes import losses
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ lives beside the package
+from benchmarks import gpu_check as gpucheck  # noqa: E402
 
 TINY_ARGS = ["--tiny", "--skip-tests", "--images", "32", "--batch-size", "16",
              "--models", "mnist:linear,cifar10:lenet", "--adversarial-models", "svhn:linear",

@@ -37,7 +37,7 @@ GOIBERT_COLUMNS = {"fgsm": ("ε₁", "ε₂", "ε₃"), "bim": ("ε₁", "ε₂"
 
 
 def raw(name: str) -> dict:
-    return json.loads((REPO / "book" / "papers" / f"{name}.json").read_text(encoding="utf-8"))
+    return json.loads((REPO / "lsnotes" / "paper_tables" / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def all_tables():
@@ -400,5 +400,6 @@ def test_loaded_data_cannot_be_changed_by_a_caller():
     t = papers.table("fu2020", "table4")
     with pytest.raises(dataclasses.FrozenInstanceError):
         t.caption = "changed"
-    assert papers.PAPERS_DIR == REPO / "book" / "papers"
+    assert papers.PAPERS_DIR == REPO / "lsnotes" / "paper_tables"
+    assert (REPO / "book" / "papers").resolve() == papers.PAPERS_DIR  # the book links to them
     assert "tables" not in meta

@@ -10,14 +10,15 @@ import threading
 import pytest
 import torch
 
-from lsnotes import cache, cli, data, evaluate, experiments, zoo
+from lsnotes import cache, cli, data, zoo
+from lsnotes.robustness import evaluate
 
 TINY = dict(train_size=200, test_size=40, epochs=2, device="cpu")
 
 
 def tiny_entries(labels=("CE", "SZEGEDY α=0.5", "PGD-AT"), **changes) -> list[zoo.PlanEntry]:
     """Three quick-profile models shrunk by overrides (a few hundred images, two epochs)."""
-    picked = {r.label: r for r in experiments.requests("evaluation_checklist", "quick")}
+    picked = {r.label: r for r in zoo.requests("evaluation_checklist", "quick")}
     entries = []
     for label in labels:
         r = picked[label]
@@ -54,8 +55,8 @@ def synthetic_data(tmp_path_factory):
 def test_the_quick_plan_is_what_the_chapters_request_and_marks_the_cached(tmp_path):
     entries = zoo.plan("quick", cache_dir=tmp_path)
     keys = [e.config.key() for e in entries]
-    requested = {r.config.key() for chapter in experiments.CHAPTERS
-                 for r in experiments.requests(chapter, "quick")}
+    requested = {r.config.key() for chapter in zoo.CHAPTERS
+                 for r in zoo.requests(chapter, "quick")}
     assert len(keys) == len(set(keys)) == len(requested) == 22 and set(keys) == requested
     assert not any(e.cached for e in entries)
     ce = next(e for e in entries if e.request.label == "CE")
@@ -81,7 +82,7 @@ def train_lib_model(config):
 
 def test_the_full_plan_lists_each_papers_models_with_gpu_hours(tmp_path, capsys):
     entries = zoo.plan("full", cache_dir=tmp_path)
-    per_paper = {p: [e for e in entries if p in e.papers] for p in experiments.PAPERS}
+    per_paper = {p: [e for e in entries if p in e.papers] for p in zoo.PAPERS}
     assert {p: len(v) for p, v in per_paper.items()} == {"goibert": 80, "fu": 12, "yu": 4}
     assert {(e.config.dataset, e.config.model) for e in per_paper["goibert"]} == {
         ("mnist", "linear"), ("mnist", "lenet"), ("cifar10", "lenet"), ("cifar10", "resnet18"),
@@ -107,7 +108,7 @@ def test_measured_throughput_replaces_the_assumption(tmp_path):
     # 100 epochs of 50k images at 5000 images/s, plus the held-out scoring of each epoch
     assert 100 * 50_000 / 5000 <= ce.seconds <= 1.01 * 100 * 50_000 / 5000 * (1 + 1000 / 50_000)
     with pytest.raises(ValueError, match="--throughput"):
-        zoo.load_throughput(tmp_path / "absent.json")
+        zoo.schedule.load_throughput(tmp_path / "absent.json")
 
 
 @pytest.mark.parametrize("argv, match", [
@@ -259,7 +260,7 @@ def test_a_sharded_battery_equals_the_unsharded_report(use_ray, request, linear,
     assert parts.clean_correct == whole.clean_correct
     assert parts.robust_correct == whole.robust_correct
     assert 0 < whole.robust_acc("pgd20") < whole.clean_acc  # the attacks did something
-    assert zoo.shard_bounds(100, 16, 3) == [(0, 48), (48, 80), (80, 100)]
+    assert zoo.schedule.shard_bounds(100, 16, 3) == [(0, 48), (48, 80), (80, 100)]
 
 
 def test_shards_must_start_on_batch_boundaries(linear):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from lsnotes import attacks as attack_lib
-from lsnotes.audit_indicators import RISE_THRESHOLD, rise_window
+from lsnotes.robustness.indicators import RISE_THRESHOLD, rise_window
 from lsnotes.checks import choice, positive_int
 
 NORMS = ("linf", "l2")

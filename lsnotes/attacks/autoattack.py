@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import torch
 import warnings
 from dataclasses import dataclass
-import torch
 from tqdm.auto import tqdm
 
 from lsnotes.checks import choice, flag, non_negative_int, number_in, positive_int
+from lsnotes.attacks.base import check_batch, check_fits, frozen_model, margin, project, _check_eps, _generator, _predict
 
 AUTOATTACK_PARTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 
@@ -182,9 +183,3 @@ def square(model, x, y, eps, *, norm: str = "linf", n_queries: int = 5000, p_ini
                               device=x.device, resc_schedule=False)
         adv = attack.perturb(run.images, run.y)
         return project(_to_shape(adv, x), x.detach(), run.eps, norm)
-
-
-# lsnotes.attacks imports this module after defining the checks below, so import them last:
-# whichever of the two modules is imported first, both load.
-from lsnotes.attacks import (_check_eps, _generator, _predict, check_batch, check_fits,  # noqa: E402
-                             frozen_model, project)

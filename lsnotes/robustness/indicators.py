@@ -1,8 +1,8 @@
 """The indicators of attack failure and AutoAttack's checks, computed from what an audit measured.
 
-Each function turns the evidence of one :func:`lsnotes.audit.audit` run into an
-:class:`~lsnotes.audit_report.Indicator`: which examples trip it, whether that is serious (see
-:data:`lsnotes.audit_report.SERIOUS_WHEN`), what was found (with the numbers), what it means and
+Each function turns the evidence of one :func:`lsnotes.robustness.audit` run into an
+:class:`~lsnotes.robustness.report.Indicator`: which examples trip it, whether that is serious (see
+:data:`lsnotes.robustness.report.SERIOUS_WHEN`), what was found (with the numbers), what it means and
 what to do. The six of Pintor et al. (2022) come first, then two symptoms from the book's
 checklist, then the equivalents of AutoAttack's own checks.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lsnotes.audit_report import AuditReport, AttackRow, Indicator
+from lsnotes.robustness.report import AuditReport, AttackRow, Indicator
 
 #: Pintor et al.'s rule for incomplete optimisation: the best loss so far, rescaled to [0, 1] over
 #: the run, still rose by more than this over the last :data:`LAST_STEPS_FRACTION` of the steps.
@@ -27,7 +27,7 @@ PINTOR = "Pintor et al. (2022)"
 
 @dataclass
 class Evidence:
-    """What :func:`lsnotes.audit.audit` measured, for the indicator functions below."""
+    """What :func:`lsnotes.robustness.audit` measured, for the indicator functions below."""
 
     report: AuditReport
     traces: dict                  # attack name -> per-example "ran", "silent", "rising", "broken"

@@ -1,4 +1,4 @@
-"""The result of :func:`lsnotes.audit.audit`: per-attack, per-example results, indicators and
+"""The result of :func:`lsnotes.robustness.audit`: per-attack, per-example results, indicators and
 verdicts, as RobustBench-shaped JSON (:meth:`AuditReport.to_dict`) or an HTML page.
 """
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lsnotes.evaluate import library_versions, model_info, percent_string, save_json
+from lsnotes.robustness.evaluate import library_versions, model_info, percent_string, save_json
 
 SERIOUS_WHEN = {
     "unavailable_gradients": "it trips on an example the worst case still counts as robust",
@@ -235,16 +235,6 @@ class AuditReport:
     def save_json(self, path) -> Path:
         """Write :meth:`to_dict` as JSON (atomically: a reader never sees half a report)."""
         return save_json(self.to_dict(), path)
-
-    def save_html(self, path) -> Path:
-        """Write the self-contained HTML page (:func:`lsnotes.audit_html.render`), atomically."""
-        from lsnotes.audit_html import render
-        from lsnotes.cache import atomic_write
-
-        path = Path(path)
-        atomic_write(path, render(self).encode("utf-8"))
-        path.chmod(0o644)  # a report is for reading; the temporary file was private
-        return path
 
 
 

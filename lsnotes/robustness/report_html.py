@@ -1,4 +1,4 @@
-"""One self-contained HTML page for an :class:`~lsnotes.audit_report.AuditReport`.
+"""One self-contained HTML page for an :class:`~lsnotes.robustness.report.AuditReport`.
 
 Everything is inline — the stylesheet, and the ε-sweep figure as a base64 PNG — so the page opens
 offline and can be mailed or archived as a single file; it references nothing on the network.
@@ -10,7 +10,10 @@ import base64
 import html
 import io
 
-from lsnotes.audit_report import AuditReport
+from pathlib import Path
+
+from lsnotes.cache import atomic_write
+from lsnotes.robustness.report import AuditReport
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem;
@@ -165,3 +168,11 @@ per-example result.</p>
 </body>
 </html>
 """
+
+
+def save_html(report: AuditReport, path) -> Path:
+    """Write :func:`render`'s page for ``report`` to ``path``, atomically; returns the path."""
+    path = Path(path)
+    atomic_write(path, render(report).encode("utf-8"))
+    path.chmod(0o644)  # a report is for reading; the temporary file was private
+    return path

@@ -1,7 +1,7 @@
 """``make gpu-check``: one prepared script that measures what the full profile needs from a GPU.
 
-    python -m lsnotes.gpucheck            # on a CUDA machine (≤ 8 minutes on one GPU)
-    python -m lsnotes.gpucheck --tiny     # the same plumbing on the CPU with tiny sizes
+    python -m benchmarks.gpu_check            # on a CUDA machine (≤ 8 minutes on one GPU)
+    python -m benchmarks.gpu_check --tiny     # the same plumbing on the CPU with tiny sizes
 
 It writes ``$OUT/gpu_check.json`` (default ``artifacts/gpu``) holding
 
@@ -44,10 +44,10 @@ class _NoBar:
 
 def architectures() -> list[tuple[str, str]]:
     """Every (dataset, model) pair of the full profile, in plan order."""
-    from lsnotes import experiments
+    from lsnotes import zoo
 
     seen = []
-    for s in experiments.settings("full"):
+    for s in zoo.settings("full"):
         if (s.dataset, s.model) not in seen:
             seen.append((s.dataset, s.model))
     return seen
@@ -87,7 +87,7 @@ def training_epoch(dataset: str, model: str, adversarial: str, images: int, batc
     """Time one epoch of the trainer on ``images`` synthetic images (after a one-epoch warm-up)."""
     from lsnotes import data
     from lsnotes.train import TrainConfig, _Trainer
-    from lsnotes.zoo import TRAIN_IMAGES
+    from lsnotes.zoo.schedule import TRAIN_IMAGES
 
     info = data.DATASETS[dataset]
     data.write_synthetic(dataset, data_root, n_train=images, n_test=info.num_classes * 2)
@@ -180,7 +180,7 @@ def pgd20(model_name: str, batch_size: int, device: torch.device) -> dict:
 
 
 def parse(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m lsnotes.gpucheck", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu_check", description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true",
                         help="CPU, tiny sizes, only small models: checks the plumbing (CI)")
     parser.add_argument("--cpu", action="store_true", help="run on the CPU with the given sizes")

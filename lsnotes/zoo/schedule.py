@@ -1,7 +1,7 @@
 """The model zoo at paper scale: what the chapters will ask for, trained once, anywhere.
 
 - :func:`plan` lists every model the chapters request for a profile (the same declaration the
-  chapters call, :func:`lsnotes.experiments.requests`), marks those already cached and estimates
+  chapters call, :func:`lsnotes.zoo.book.requests`), marks those already cached and estimates
   each one's GPU time (:func:`gpu_seconds` states the basis);
 - :func:`train_sequential` trains the missing ones here, one after another;
 - :func:`train_ray` trains them as one Ray task per model on an existing Ray cluster (or a local
@@ -14,7 +14,7 @@
   key trains, so two drivers, or a driver and a chapter, never train the same key twice;
 - :func:`sharded_report` splits a long attack battery (AutoAttack on thousands of examples) into
   shards of whole batches, locally or as Ray tasks, with exactly the per-example results of one
-  :func:`lsnotes.evaluate.robustness_report`.
+  :func:`lsnotes.robustness.evaluate.robustness_report`.
 
 Ray is used as the scheduler; there is no scheduler of ours (see README: one multi-GPU machine,
 ``ray start`` on existing nodes, KubeRay).
@@ -34,7 +34,9 @@ from typing import Any, Callable
 
 import torch
 
-from lsnotes import cache, data, evaluate, experiments
+from lsnotes import cache, data
+from lsnotes.robustness import evaluate
+from lsnotes.zoo import book
 from lsnotes import train as train_lib
 from lsnotes.checks import choice, number_in, positive_int
 
@@ -135,7 +137,7 @@ def gpu_seconds(config: train_lib.TrainConfig, eval_robust: bool,
 class PlanEntry:
     """One cache key the chapters will ask for."""
 
-    request: experiments.Request      # the first chapter request of this key
+    request: book.Request      # the first chapter request of this key
     chapters: tuple[str, ...]
     papers: tuple[str, ...]
     cached: bool
@@ -151,11 +153,11 @@ class PlanEntry:
         return f"{self.request.setting.name}: {self.request.label}"
 
 
-def _paper_of(setting: experiments.Setting) -> str | None:
-    return next((p for p, group in experiments.PAPERS.items() if setting in group), None)
+def _paper_of(setting: book.Setting) -> str | None:
+    return next((p for p, group in book.PAPERS.items() if setting in group), None)
 
 
-def is_cached(request: experiments.Request, cache_dir=None) -> bool:
+def is_cached(request: book.Request, cache_dir=None) -> bool:
     """Whether the cache already holds this request as the chapters will load it (verified, with
     the per-epoch robust accuracy and best epoch it asks for): then nothing is trained."""
     key = request.config.key()
@@ -176,13 +178,13 @@ def plan(profile: str = "quick", seed: int = 0, *, paper: str | None = None,
     """Every model the chapters request for ``profile`` (one entry per cache key), optionally only
     ``paper``'s or ``chapter``'s, with its cache state and GPU-time estimate."""
     if paper is not None:
-        choice("paper", paper, experiments.PAPERS)
+        choice("paper", paper, book.PAPERS)
     tflops = number_in("tflops", tflops, 0, low_open=True)
     throughput = load_throughput(throughput_file)
     by_key: dict[str, PlanEntry] = {}
-    for r in experiments.requests(chapter, profile, seed):
+    for r in book.requests(chapter, profile, seed):
         key = r.config.key()
-        papers = (_paper_of(r.setting),) if profile == "full" else experiments.CHAPTERS[r.chapter]
+        papers = (_paper_of(r.setting),) if profile == "full" else book.CHAPTERS[r.chapter]
         if key in by_key:
             entry = by_key[key]
             entry.chapters += (r.chapter,) if r.chapter not in entry.chapters else ()
@@ -210,12 +212,12 @@ def format_plan(entries: list[PlanEntry], tflops: float = ASSUMED_TFLOPS, throug
     line = lambda r: "  ".join(f"{v:<{w}}" for v, w in zip(r, widths)).rstrip()  # noqa: E731
     out = [line(header)] + [line(r) for r in rows]
     out.append("")
-    for paper in experiments.PAPERS:
+    for paper in book.PAPERS:
         mine = [e for e in entries if paper in e.papers]
         if not mine:
             continue
         todo = [e for e in mine if not e.cached]
-        out.append(f"{experiments.PAPER_TITLES[paper]}: {len(mine)} models, {len(todo)} missing; "
+        out.append(f"{book.PAPER_TITLES[paper]}: {len(mine)} models, {len(todo)} missing; "
                    f"{sum(e.seconds for e in mine) / 3600:.1f} GPU h in all, "
                    f"{sum(e.seconds for e in todo) / 3600:.1f} GPU h missing")
     todo = [e for e in entries if not e.cached]
@@ -492,7 +494,7 @@ def sharded_report(model, x, y, eps, attacks=evaluate.DEFAULT_ATTACKS, *, shards
                    use_ray: bool = False, address: str | None = None, model_name: str = "model",
                    architecture: str = "unknown", dataset: str = "unknown"
                    ) -> evaluate.RobustnessReport:
-    """:func:`lsnotes.evaluate.robustness_report` split into ``shards`` runs of whole batches.
+    """:func:`lsnotes.robustness.evaluate.robustness_report` split into ``shards`` runs of whole batches.
 
     Each batch keeps its boundaries and its generator (seeded from the seed, the attack and the
     batch's first example), so the per-example results equal the unsharded report's. With
@@ -547,9 +549,9 @@ def add_cli(subparsers) -> None:
     common.add_argument("--profile", default="quick", help="quick or full (default: quick)")
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--paper", default=None,
-                        help=f"only this paper's models ({', '.join(experiments.PAPERS)})")
+                        help=f"only this paper's models ({', '.join(book.PAPERS)})")
     common.add_argument("--chapter", default=None,
-                        help=f"only this chapter's models ({', '.join(experiments.CHAPTERS)})")
+                        help=f"only this chapter's models ({', '.join(book.CHAPTERS)})")
     common.add_argument("--cache-dir", default=None,
                         help="cache folder (default: $LSNOTES_CACHE or ~/.cache/lsnotes)")
     common.add_argument("--throughput", default=None,

@@ -2,7 +2,7 @@
 
 :func:`inventory` lists every model the chapters ask the zoo for (and any cached variant of the
 same setting); :func:`accuracy_table` scores each cached one under FGSM and PGD-20;
-:func:`audit_representatives` runs :func:`lsnotes.audit.audit` on the models the book's story
+:func:`audit_representatives` runs :func:`lsnotes.robustness.audit` on the models the book's story
 turns on. Nothing here trains: a model the cache does not hold yet is reported as missing.
 """
 
@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from lsnotes import attacks, audit, cache, experiments, train
+from lsnotes import attacks, cache, train
+from lsnotes.robustness.checklist import audit
+from lsnotes.zoo import book
 from lsnotes.checks import choice
 
-TRAINING_NAMES = {"none": "standard", **experiments.AT_LABELS}
+TRAINING_NAMES = {"none": "standard", **book.AT_LABELS}
 
 
 @dataclass(frozen=True)
@@ -37,19 +39,19 @@ class ZooModel:
 
 
 def _requests(profile, seed, device):
-    zoo = experiments.setting(profile)
-    requests = [experiments.config(profile, "ce", 0.0, seed=seed, device=device)]
+    zoo = book.setting(profile)
+    requests = [book.config(profile, "ce", 0.0, seed=seed, device=device)]
     for method in ("szegedy", "sls", "als", "bls", "sbls"):
-        requests += [experiments.config(profile, method, alpha, seed=seed, device=device)
+        requests += [book.config(profile, method, alpha, seed=seed, device=device)
                      for alpha in zoo.alpha_grid]
-    requests += [experiments.config(profile, "ce", 0.0, adversarial=mode, seed=seed, device=device)
+    requests += [book.config(profile, "ce", 0.0, adversarial=mode, seed=seed, device=device)
                  for mode in ("fgsm", "pgd", "trades")]
     return requests
 
 
 def _cached(profile, seed):
     """Complete cache entries of this profile's dataset and network and this seed."""
-    zoo = experiments.setting(profile)
+    zoo = book.setting(profile)
     found = []
     for record_path in sorted(cache.cache_root().glob(f"*/{cache.RECORD}")):
         if not (record_path.parent / cache.MANIFEST).exists():
@@ -77,7 +79,7 @@ def _variant(config, zoo) -> str:
 
 def inventory(profile: str = "quick", seed: int = 0, device: str = "auto") -> list:
     """The zoo's requests in reading order, then other cached variants of the same setting."""
-    zoo = experiments.setting(profile)
+    zoo = book.setting(profile)
     requested = _requests(profile, seed, device)
     keys = {c.key() for c in requested}
     extra = [c for c in _cached(profile, seed) if c.key() not in keys]
@@ -88,7 +90,7 @@ def inventory(profile: str = "quick", seed: int = 0, device: str = "auto") -> li
 def representatives(models: list, profile: str) -> dict:
     """The models the book's story turns on: plain cross-entropy ("CE"), Szegedy LS at the
     largest α ("LS"), FGSM-AT and PGD-AT."""
-    top = max(experiments.setting(profile).alpha_grid)
+    top = max(book.setting(profile).alpha_grid)
     wanted = {"CE": ("ce", 0.0, "none"), "LS": ("szegedy", top, "none"),
               "FGSM-AT": ("ce", 0.0, "fgsm"), "PGD-AT": ("ce", 0.0, "pgd")}
     found = {}
@@ -119,7 +121,7 @@ def accuracy_table(models: list, x, y, eps: float, seed: int = 0):
 
 def audit_representatives(profile: str, seed: int, device: str, x, y, eps: float,
                           names=None, progress: bool = False):
-    """:func:`lsnotes.audit.audit` on the representative models ``names`` (default: all four)
+    """:func:`lsnotes.robustness.audit` on the representative models ``names`` (default: all four)
     that are in the cache, with transfer from the plain cross-entropy model: ``(reports by name,
     names not in the cache)``."""
     models = representatives(inventory(profile, seed, device), profile)
@@ -137,7 +139,7 @@ def audit_representatives(profile: str, seed: int, device: str, x, y, eps: float
         skipped = ("it is the transfer source itself" if name == "CE" else
                    "the plain cross-entropy model is not in the cache yet")
         label = f"LS α = {models[name].config.alpha:g}" if name == "LS" else name
-        reports[name] = audit.audit(model, x, y, eps, quick=profile == "quick", seed=seed,
+        reports[name] = audit(model, x, y, eps, quick=profile == "quick", seed=seed,
                                     model_name=label, architecture=models[name].config.model,
                                     dataset=models[name].config.dataset, progress=progress,
                                     transfer_skipped=skipped, **transfer)
@@ -214,7 +216,7 @@ def _serious_text(report) -> str:
 def story(reports: dict, profile: str, not_cached=()) -> dict:
     """The sentences the chapter says about its audits, from the reports (with the numbers); what
     it says instead when a model is not in the cache; nothing about a model it did not audit."""
-    top = max(experiments.setting(profile).alpha_grid)
+    top = max(book.setting(profile).alpha_grid)
     out = {}
     ls = reports.get("LS")
     if ls is None and "LS" not in not_cached:
@@ -247,3 +249,23 @@ def story(reports: dict, profile: str, not_cached=()) -> dict:
     some = next(iter(reports.values()), None)
     out["one_example"] = f"{100 / some.n_examples:.0f}" if some is not None else "—"
     return out
+
+
+def transfer_source(dataset: str, device: str, progress: bool):
+    """``(model, name, None)``: our normally trained model for ``dataset``, or
+    ``(None, None, reason)`` when we have none (the quick profile's is trained if missing)."""
+    for profile, setting in book.SETTINGS.items():
+        if setting.dataset != dataset:
+            continue
+        name = f"lsnotes' cross-entropy {setting.model} ({profile} profile)"
+        if profile == "quick":
+            return book.trained("quick", "ce", 0.0, device=device,
+                                       progress=progress).model, name, None
+        stored = train.load_trained(book.config(profile, "ce", 0.0, device=device))
+        if stored is not None:
+            return stored.model, name, None
+        return None, None, (f"{name} is not in the model cache (it trains on a GPU: "
+                            f"lsnotes train with the {profile} profile's settings)")
+    ours = sorted({s.dataset for s in book.SETTINGS.values()})
+    return None, None, (f"lsnotes trains no {dataset} model to transfer from (its zoo covers "
+                        f"{', '.join(ours)})")

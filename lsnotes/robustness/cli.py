@@ -119,28 +119,6 @@ def load_model(spec: str, weights=None) -> torch.nn.Module:
     return model
 
 
-def transfer_source(dataset: str, device: str, progress: bool):
-    """``(model, name, None)``: our normally trained model for ``dataset``, or
-    ``(None, None, reason)`` when we have none (the quick profile's is trained if missing)."""
-    from lsnotes import experiments, train
-
-    for profile, setting in experiments.SETTINGS.items():
-        if setting.dataset != dataset:
-            continue
-        name = f"lsnotes' cross-entropy {setting.model} ({profile} profile)"
-        if profile == "quick":
-            return experiments.trained("quick", "ce", 0.0, device=device,
-                                       progress=progress).model, name, None
-        stored = train.load_trained(experiments.config(profile, "ce", 0.0, device=device))
-        if stored is not None:
-            return stored.model, name, None
-        return None, None, (f"{name} is not in the model cache (it trains on a GPU: "
-                            f"lsnotes train with the {profile} profile's settings)")
-    ours = sorted({s.dataset for s in experiments.SETTINGS.values()})
-    return None, None, (f"lsnotes trains no {dataset} model to transfer from (its zoo covers "
-                        f"{', '.join(ours)})")
-
-
 def _parse(name: str, text: str, kind):
     try:
         return kind(text)
@@ -150,7 +128,8 @@ def _parse(name: str, text: str, kind):
 
 
 def run_cli(args) -> int:
-    from lsnotes import audit as audit_lib
+    from lsnotes.robustness import checklist as audit_lib
+    from lsnotes.robustness.report_html import save_html
     from lsnotes.data import DATASETS, load_subset
 
     dataset = choice("--dataset", args.dataset, DATASETS)
@@ -171,6 +150,8 @@ def run_cli(args) -> int:
     x, y = x.to(device), y.to(device)
     audit_lib.check_model(model, x, DATASETS[dataset].num_classes)
     if args.transfer:
+        from lsnotes.robustness.book_models import transfer_source
+
         source, source_name, skipped = transfer_source(dataset, device, progress=True)
     else:
         source, source_name, skipped = None, None, "switched off with --no-transfer"
@@ -181,7 +162,7 @@ def run_cli(args) -> int:
                              architecture=type(model).__name__)
     out = Path(args.out)
     json_path = report.save_json(out / "report.json")
-    html_path = report.save_html(out / "report.html")
+    html_path = save_html(report, out / "report.html")
     print(report.text_table())
     print()
     for line in report.verdicts:

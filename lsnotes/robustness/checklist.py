@@ -6,7 +6,7 @@ on the margin loss, then, on the examples those left standing, PGD with restarts
 step, MultiTargeted, ODI, APGD-CE (or all of AutoAttack), the black-box Square attack and transfer
 from a normally trained model — plus an ε sweep up to an unconstrained ε. The robust accuracy it
 reports is the per-example worst case over every attack that ran. PGD runs record every iterate
-(:mod:`lsnotes.audit_pgd`), which two of the indicators read.
+(:mod:`lsnotes.robustness.pgd_trace`), which two of the indicators read.
 
 It then computes the six *indicators of attack failure* of Pintor et al. (2022) per example —
 unavailable gradients, unstable predictions, silent success, incomplete optimisation, transfer
@@ -14,10 +14,10 @@ failure, unconstrained-attack failure — two symptoms from the book's checklist
 iterative; stronger attacks beat PGD-k) and the equivalents of the checks later AutoAttack
 releases print (pyautoattack 0.2.0 ships none). Each says how many examples trip it, what that
 means and what to do next. An indicator is *serious* when the robust accuracy the audit reports
-may still be too high; :data:`lsnotes.audit_report.SERIOUS_WHEN` states the rule for each.
+may still be too high; :data:`lsnotes.robustness.report.SERIOUS_WHEN` states the rule for each.
 
 ``lsnotes audit`` (see :func:`add_cli`) loads the reader's own module and weights, and writes the
-report as RobustBench-shaped JSON and one self-contained HTML page (:mod:`lsnotes.audit_html`).
+report as RobustBench-shaped JSON and one self-contained HTML page (:mod:`lsnotes.robustness.report_html`).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ import torch
 from tqdm.auto import tqdm
 
 from lsnotes import attacks as attack_lib
-from lsnotes.audit_indicators import Evidence, autoattack_checks, indicators
-from lsnotes.audit_pgd import NORMS, PGDTrace, traced_pgd  # noqa: F401 - public
-from lsnotes.audit_report import AttackRow, AuditReport, Indicator  # noqa: F401 - public
+from lsnotes.robustness.indicators import Evidence, autoattack_checks, indicators
+from lsnotes.robustness.pgd_trace import NORMS, PGDTrace, traced_pgd  # noqa: F401 - public
+from lsnotes.robustness.report import AttackRow, AuditReport, Indicator  # noqa: F401 - public
 from lsnotes.checks import choice, number_in, positive_int
 
 
@@ -278,7 +278,7 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     eps = number_in("eps", eps, 0, 1 if norm == "linf" else math.inf, low_open=True)
     battery = battery if battery is not None else BATTERIES["quick" if quick else "full"]
     if not isinstance(battery, Battery):
-        raise ValueError(f"battery must be a lsnotes.audit.Battery; got {type(battery).__name__}")
+        raise ValueError(f"battery must be a lsnotes.robustness.Battery; got {type(battery).__name__}")
     seed = positive_int("seed", seed, 0)
     tolerance = number_in("tolerance", tolerance, 0, 1)
     masking_gap = number_in("masking_gap", masking_gap, 0, 1)
@@ -424,7 +424,3 @@ def _autoattack(model, eps, norm, parts, batch_size):
                                      attacks_to_run=None if standard else parts,
                                      generator=generator, batch_size=batch_size)
     return fn
-
-
-# The command line and the loading of a reader's model live in lsnotes.audit_cli.
-from lsnotes.audit_cli import add_cli, load_model, load_weights  # noqa: E402,F401
