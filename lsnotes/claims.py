@@ -35,7 +35,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from lsnotes.present import ClaimFailed
+from lsnotes.present import ClaimFailed, is_outcome as _is_bool
 
 PREDICATES: dict[str, Callable[..., "Check"]] = {}
 
@@ -100,15 +100,6 @@ def _flags(name: str, flags: Iterable[Any]) -> list[bool]:
         raise MissingMeasurement(f"{name} is empty: a claim about every, most or none of no "
                                  "items holds (or fails) whatever the data")
     return out
-
-
-def _is_bool(value: Any) -> bool:
-    """A Python or NumPy bool, a one-element bool array or tensor, or a :class:`Check`."""
-    if isinstance(value, (bool, Check)):
-        return True
-    if str(getattr(value, "dtype", "")) not in ("bool", "torch.bool"):
-        return False
-    return math.prod(tuple(getattr(value, "shape", ()))) == 1
 
 
 def _numbers(name: str, values: Iterable[Any], minimum: int) -> list[float]:

@@ -36,6 +36,7 @@ import numbers
 import re
 from typing import Iterable, Mapping, Sequence
 
+from lsnotes import papers
 from lsnotes.checks import choice, positive_int
 
 
@@ -184,13 +185,11 @@ class Claims:
 
     def __init__(self, claims: Mapping[str, object], asserted: Iterable[str] = (), *,
                  title: str = ""):
-        from lsnotes.claims import _is_bool  # lsnotes.claims imports this module
-
         if not isinstance(claims, Mapping):
             raise ValueError(f"claims must map statements to outcomes; got {type(claims).__name__}")
         self.outcomes: dict[str, object] = {}
         for statement, outcome in claims.items():
-            if outcome is not None and not _is_bool(outcome):
+            if outcome is not None and not is_outcome(outcome):
                 raise ValueError(f"the outcome of claim {statement!r} must be a bool, a "
                                  f"lsnotes.claims.Check or None (not measured); got {outcome!r}")
             self.outcomes[str(statement)] = outcome
@@ -230,6 +229,16 @@ class Claims:
 
     def __repr__(self) -> str:
         return self.to_markdown()
+
+
+def is_outcome(value) -> bool:
+    """A claim's outcome: a Python or NumPy bool, a one-element bool array or tensor, or a
+    :class:`lsnotes.claims.Check` (anything with a bool ``holds``)."""
+    if isinstance(value, bool) or isinstance(getattr(value, "holds", None), bool):
+        return True
+    if str(getattr(value, "dtype", "")) not in ("bool", "torch.bool"):
+        return False
+    return math.prod(tuple(getattr(value, "shape", ()))) == 1
 
 
 def _compared(outcome) -> str:
@@ -292,8 +301,6 @@ def _backtick_runs(text: str) -> list[str]:
 
 def paper_label(paper: str) -> str:
     """"Fu et al. (2020)", "Goibert & Dohmatob (2019)": the paper's authors and year."""
-    from lsnotes import papers
-
     meta = papers.paper(paper)
     surnames = [name.split()[-1] for name in meta["authors"].split(",")]
     who = (surnames[0] if len(surnames) == 1 else " & ".join(surnames) if len(surnames) == 2
@@ -308,8 +315,6 @@ class PaperReports(_Block):
     theme_class = "note"
 
     def __init__(self, paper: str, *parts):
-        from lsnotes import papers
-
         choice("paper", paper, papers.PAPERS)
         self.paper = paper
         super().__init__(f"The paper reports: {paper_label(paper)}", parts)

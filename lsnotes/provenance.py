@@ -42,7 +42,7 @@ from typing import Iterable, Iterator
 
 from lsnotes import papers
 
-REFERENCES_BIB = papers.PAPERS_DIR.parent / "references.bib"
+REFERENCES_BIB = Path(__file__).resolve().parent.parent / "book" / "references.bib"
 
 AUTHOR_NAMES = {
     "goibert2019": r"\bGoibert\b|\bDohmatob\b",
