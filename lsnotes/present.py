@@ -69,7 +69,8 @@ def fixed(value, digits: int = 3) -> Text:
 
 
 def _finite_or_nan(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) and not hasattr(value, "__float__"):
+    if isinstance(value, bool) or (not isinstance(value, numbers.Real)
+                                   and not hasattr(value, "__float__")):
         raise ValueError(f"{name} must be a real number; got {value!r}")
     number = float(value)
     if math.isinf(number):
@@ -104,7 +105,8 @@ class Table:
             if len(row) != len(self.columns):
                 raise ValueError(f"rows[{i}] has {len(row)} cells; columns has {len(self.columns)}")
         self.title = str(title)
-        self.align = {c: "right" if self._numeric(j) else "left" for j, c in enumerate(self.columns)}
+        self.align = {c: "right" if self._numeric(j) else "left"
+                      for j, c in enumerate(self.columns)}
         for column, side in dict(align or {}).items():
             choice("align column", column, self.columns)
             self.align[column] = choice(f"align[{column!r}]", side, ALIGNMENTS)

@@ -14,14 +14,17 @@ something is found).
 **What is scanned.** Markdown cells of a MyST notebook: paragraphs, list items, headings, table
 rows, and the bodies of directives such as ``{note}`` or ``{admonition}``. Code cells, fenced code,
 ``{math}`` and ``$$`` blocks, directive options, front matter, comments and link targets are not
-prose. Inline code (```x```) is code; inline math (``$K = 10$``) is prose, except its subscripts and
-superscripts (``x_0``, ``\\ell_2``, ``^{-1}``), which are notation.
+prose. Inline code (```x```) is code; inline math (``$K = 10$``) is prose, except its subscripts,
+superscripts (``x_0``, ``\\ell_2``, ``^{-1}``) and one-digit integers (``T \\to 0``, ``K - 1``),
+which are notation.
 
-**Which sentences.** A sentence cites a paper when it holds a ``{cite...}`` role naming the paper's
-citation key, or names its authors (:data:`AUTHOR_NAMES`); "the papers" (:data:`COLLECTIVE`) cites all three at
-once, and a number so quoted must be in every paper's JSON. A number passes when it is a value of a
-cited paper's JSON (:func:`known_numbers`: table cells, row keys, column names and ``settings``
-values; not the notes, captions or line numbers, which are ours).
+**Which sentences.** A sentence cites a paper when it holds a ``{cite...}`` role naming the
+paper's citation key, or names its authors (:data:`AUTHOR_NAMES`); "the papers"
+(:data:`COLLECTIVE`) cites all three at once, and a number so quoted must be in every paper's
+JSON. A number passes when it is a value of a cited paper's JSON (:func:`known_numbers`: table
+cells, row keys, column names and ``settings`` values, as printed; not the notes, captions or
+line numbers, which are ours). Facts read from the authors' repository (``repository.facts``)
+count only where the sentence cites the repository (:func:`cited_repositories`).
 
 **Exempt, narrowly.** (1) References to a part of a paper: "Table 4", "Tables 3–6", "Fig. 3",
 "Section 3.2", "Eq. (5)", "Lemma 1" (:data:`PART_WORDS`). (2) A year of an entry of
@@ -62,8 +65,8 @@ PART_REFERENCE = re.compile(
     re.IGNORECASE)
 
 # Data-set and architecture names whose digits are part of the name, and the pixel ranges.
-NAMES_WITH_DIGITS = ("[0, 1]", "[0, 255]", "CIFAR-100", "CIFAR-10", "WideResNet-34-10", "WRN-34-10", "ResNet-18",
-                     "ResNet-50", "LeNet-5")
+NAMES_WITH_DIGITS = ("[0, 1]", "[0, 255]", "CIFAR-100", "CIFAR-10", "WideResNet-34-10",
+                     "WRN-34-10", "ResNet-18", "ResNet-50", "LeNet-5")
 
 # A printed number: not glued to a word or another number ("CIFAR-10" would give 10, "x0"
 # nothing, "8/255" gives 8 and 255). ASCII classes so that "2ε" still gives 2.
@@ -82,6 +85,7 @@ _COMPUTED_ROLES = ("eval",)  # and every role starting with "glue"
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<mark>`{3,}|~{3,}|:{3,})\s*(?P<info>.*)$")
 _PROSE_DIRECTIVE = re.compile(r"^\{(?!code-cell|math|raw|eval-rst|list-table|csv-table)[^}]+\}")
 _SUB_SUPERSCRIPT = re.compile(r"[_^](?:\{[^{}]*\}|\\?\w)")
+_MATH_SMALL_INTEGER = re.compile(r"(?<![\w.])\d(?![\w.])", re.ASCII)  # 0, 1, K − 1: notation
 
 
 @dataclass(frozen=True)
@@ -204,14 +208,15 @@ def _split_sentences(block: str) -> list[str]:
 
 # ----------------------------------------------------------------------------- numbers
 
-def _value(text: str) -> float:
-    return round(float(text.replace("−", "-")), 9)
+def _value(text: str) -> str:
+    return text.replace("−", "-")
 
 
 @lru_cache(maxsize=None)
-def known_numbers(paper: str) -> frozenset[float]:
-    """Every number a paper's JSON holds as the paper's: table cells, row keys, column names and
-    ``settings`` values (not our notes, captions, ``about`` texts or line numbers)."""
+def known_numbers(paper: str) -> frozenset[str]:
+    """Every number a paper's JSON holds as the paper's, as printed ("0.400" is not "0.4"):
+    table cells, row keys, column names and ``settings`` values (not our notes, captions,
+    ``about`` texts or line numbers, nor the facts read from the authors' repository)."""
     meta = papers.paper(paper)
     texts = [fact["value"] for fact in meta["settings"].values()]
     for table_id in papers.tables(paper):
@@ -220,6 +225,15 @@ def known_numbers(paper: str) -> frozenset[float]:
         for row in t.rows:
             texts += [*row.key, *(v for v in row.values if v is not None)]
     return frozenset(_value(n) for text in texts for n in NUMBER.findall(text))
+
+
+@lru_cache(maxsize=None)
+def repository_numbers(paper: str) -> frozenset[str]:
+    """The numbers of the facts read from a paper's public repository (``repository.facts`` of
+    its JSON): they count only in a sentence that cites the repository
+    (:func:`cited_repositories`), never as the paper's."""
+    facts = papers.paper(paper).get("repository", {}).get("facts", {})
+    return frozenset(_value(n) for fact in facts.values() for n in NUMBER.findall(fact["value"]))
 
 
 @lru_cache(maxsize=None)
@@ -232,6 +246,21 @@ def bibliography_years() -> frozenset[int]:
     """The years of the entries of ``book/references.bib``."""
     text = REFERENCES_BIB.read_text(encoding="utf-8")
     return frozenset(int(y) for y in re.findall(r"^\s*year\s*=\s*\{?(\d{4})", text, re.M))
+
+
+def cited_repositories(sentence: str) -> tuple[str, ...]:
+    """The papers whose public repository a sentence cites (its ``citation_key``) or names
+    ("MGoibert/Label_smoothing")."""
+    cited = []
+    for p in papers.PAPERS:
+        repository = papers.paper(p).get("repository")
+        if not repository:
+            continue
+        keys = {k.strip() for m in re.finditer(r"\{cite(?::\w+)?\}`([^`]*)`", sentence)
+                for k in m.group(1).split(",")}
+        if repository["citation_key"] in keys or repository["name"] in sentence:
+            cited.append(p)
+    return tuple(cited)
 
 
 def cited_papers(sentence: str) -> tuple[str, ...]:
@@ -252,7 +281,8 @@ def typed_numbers(sentence: str) -> list[str]:
         if m["role"]:
             return f" {m['body']} " if m["name"] == "math" else " "
         if m["math"]:
-            return f" {_SUB_SUPERSCRIPT.sub(' ', m['tex'])} "
+            notation = _SUB_SUPERSCRIPT.sub(" ", m["tex"])
+            return f" {_MATH_SMALL_INTEGER.sub(' ', notation)} "
         return " "
 
     text = _INLINE.sub(keep, sentence)
@@ -273,7 +303,9 @@ def uncited_numbers(markdown_text: str) -> list[Finding]:
         collective = re.search(COLLECTIVE, sentence.text, re.IGNORECASE)
         if not cited and not collective:
             continue
-        known = frozenset().union(*(known_numbers(p) for p in cited))
+        repositories = cited_repositories(sentence.text)
+        known = frozenset().union(*(known_numbers(p) for p in cited),
+                                  *(repository_numbers(p) for p in repositories))
         if collective:
             known |= frozenset.intersection(*(known_numbers(p) for p in papers.PAPERS))
             cited = tuple(dict.fromkeys(cited + ("all of " + ", ".join(papers.PAPERS),)))

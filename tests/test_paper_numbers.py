@@ -1,4 +1,5 @@
-"""No chapter types a paper's number (issue "every sentence about a paper says what the paper says").
+"""No chapter types a paper's number (issue "every sentence about a paper says what the paper
+says").
 
 Every number in a prose sentence that cites Goibert & Dohmatob, Fu et al. or Yu et al. must be
 computed (``{eval}``/glue) or be in that paper's ``book/papers/*.json``; the rules and exemptions
@@ -23,8 +24,6 @@ CHAPTERS = sorted((REPO / "book").glob("*.md"))
 # One chapter per line, with a blank line between, so that helpers removing different chapters
 # do not conflict when their branches merge.
 NOT_YET_CLEAN = {
-    "adversarial_ls",
-
     "classic_attacks",
 
     "evaluation_checklist",
@@ -32,8 +31,6 @@ NOT_YET_CLEAN = {
     "soft_labels_at",
 
     "training_with_ls",
-
-    "unified_framework",
 }
 
 

@@ -27,15 +27,40 @@ def numbers_flagged(markdown: str) -> list[str]:
 
 def test_the_foreign_number_is_in_no_papers_json():
     for paper in papers.PAPERS:
-        assert float(FOREIGN) not in provenance.known_numbers(paper)
+        assert FOREIGN not in provenance.known_numbers(paper)
 
 
 def test_known_numbers_hold_the_papers_cells_and_settings_but_not_line_numbers():
     fu = provenance.known_numbers("fu2020")
-    assert float(fu_value()) in fu
-    assert 255.0 in fu and 8.0 in fu  # settings linf_eps "8/255"
+    assert fu_value() in fu
+    assert "255" in fu and "8" in fu  # settings linf_eps "8/255"
     line = papers.table("fu2020", "table4").row("LS").line
-    assert line not in fu  # the text's line numbers are ours, not the paper's
+    assert str(line) not in fu  # the text's line numbers are ours, not the paper's
+
+
+def test_numbers_are_known_as_printed():
+    """A cell printed "0.130" is not quoted as "0.13": the prose says what the paper printed."""
+    known = provenance.known_numbers("goibert2019")
+    cells = [v for r in papers.table("goibert2019", "fgsm").rows for v in r.values if v]
+    printed = next(v for v in cells if v.endswith("0") and v.rstrip("0") not in known)
+    assert numbers_flagged(f"Goibert and Dohmatob print {printed}.\n") == []
+    assert numbers_flagged(f"Goibert and Dohmatob print {printed.rstrip('0')}.\n") == [
+        printed.rstrip("0")]
+
+
+def test_repository_facts_count_only_where_the_repository_is_cited():
+    facts = papers.paper("goibert2019")["repository"]["facts"]
+    eps = facts["svhn_lenet_fgsm_bim_eps"]["value"]  # one set-up's ε, read from the repository
+    numbers = provenance.NUMBER.findall(eps)
+    assert numbers and not set(numbers) & provenance.known_numbers("goibert2019")
+    about_the_paper = f"Goibert and Dohmatob attack SVHN LeNet at ε = {eps}.\n"
+    assert numbers_flagged(about_the_paper) == numbers
+    citing_the_code = (f"Goibert and Dohmatob attack SVHN LeNet at ε = {eps} "
+                       "{cite:p}`goibert2019code`.\n")
+    assert numbers_flagged(citing_the_code) == []
+    naming_the_code = (f"Goibert and Dohmatob attack SVHN LeNet at ε = {eps} "
+                       "(MGoibert/Label_smoothing).\n")
+    assert numbers_flagged(naming_the_code) == []
 
 
 @pytest.mark.parametrize("sentence, flagged", [
@@ -64,6 +89,7 @@ def test_known_numbers_hold_the_papers_cells_and_settings_but_not_line_numbers()
     ("Fu et al. (lines 48123-48124) train it.", ["48123", "48124"]),
     # inline math is prose, its subscripts are notation
     (f"Fu et al. train with $\\alpha = {FOREIGN}$ and $x_0$, $\\ell_{{2}}$.", [FOREIGN]),
+    ("Goibert and Dohmatob take $T \\to 0$, $(K-1)/K$ and $\\alpha = 0.25$.", ["0.25"]),
     # inline code is code
     (f"Fu et al. call `attack(steps={FOREIGN})`.", []),
     # "the papers" quotes all three: the number must be in every paper's JSON
@@ -110,7 +136,8 @@ def test_a_paragraph_is_split_into_sentences_and_only_the_citing_one_is_checked(
     paragraph = (f"We measured {FOREIGN} %.\nFu et al. report {{eval}}`fu_aa` %,\n"
                  f"below our {FOREIGN} % (Table 4). Nothing else.\n")
     sentences = provenance.prose_sentences(FRONT + paragraph)
-    assert [s.text[:11] for s in sentences] == ["A chapter", "We measured", "Fu et al. r", "Nothing els"]
+    assert [s.text[:11] for s in sentences] == [
+        "A chapter", "We measured", "Fu et al. r", "Nothing els"]
     assert numbers_flagged(paragraph) == [FOREIGN]
 
 
