@@ -40,8 +40,10 @@ def _mlp(in_features, num_classes, in_channels, image_size, hidden=256):
 
 
 def _lenet(in_features, num_classes, in_channels, image_size):
-    """LeNet as in PyTorch's MNIST example (conv20-pool-conv50-pool-fc500). Goibert & Dohmatob
-    name "LeNet" without giving its layers: this one is our choice."""
+    """LeNet as in PyTorch's MNIST example (conv20-pool-conv50-pool-fc500): our choice. Goibert &
+    Dohmatob's text names "LeNet" without its layers; their repository's code (MGoibert/
+    Label_smoothing, ``label_smoothing/lenet.py``) has smaller ones (conv10-conv20-fc50 on MNIST,
+    conv6-conv16-fc120-fc84 on CIFAR-10; ``papers.paper("goibert2019")["repository"]``)."""
     side = ((image_size - 4) // 2 - 4) // 2
     if side < 1:
         raise ValueError(f"lenet needs image_size >= 16; got {image_size}")
