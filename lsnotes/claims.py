@@ -35,6 +35,8 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
+
 from lsnotes.present import ClaimFailed, is_outcome as _is_bool
 
 PREDICATES: dict[str, Callable[..., "Check"]] = {}
@@ -219,9 +221,22 @@ def strictly_increasing(values: Iterable[Any]) -> Check:
 @_predicate
 def all_close(actual, expected, *, atol) -> Check:
     """Arrays equal elementwise to within ``atol`` (same shape, nothing missing)."""
-    import numpy as np
-
     t = _margin("atol", atol)
+    a, e = _two_arrays(actual, expected)
+    worst = float(np.max(np.abs(a - e)))
+    return Check("all_close", worst <= t, f"max |difference| {_g(worst)} ≤ {_g(t)}")
+
+
+@_predicate
+def differs(actual, expected, *, atol) -> Check:
+    """Arrays differ somewhere by more than ``atol`` (the negation of :func:`all_close`)."""
+    t = _margin("atol", atol)
+    a, e = _two_arrays(actual, expected)
+    worst = float(np.max(np.abs(a - e)))
+    return Check("differs", worst > t, f"max |difference| {_g(worst)} > {_g(t)}")
+
+
+def _two_arrays(actual, expected):
     arrays = []
     for name, value in (("actual", actual), ("expected", expected)):
         if value is None:
@@ -236,8 +251,7 @@ def all_close(actual, expected, *, atol) -> Check:
     a, e = arrays
     if a.shape != e.shape and a.size != 1 and e.size != 1:
         raise ValueError(f"actual and expected must have one shape; got {a.shape} and {e.shape}")
-    worst = float(np.max(np.abs(a - e)))
-    return Check("all_close", worst <= t, f"max |difference| {_g(worst)} ≤ {_g(t)}")
+    return a, e
 
 
 # ----------------------------------------------------------------------------- inputs

@@ -39,6 +39,8 @@ EXAMPLES = {
     "strictly_increasing": [(dict(values=[1, 2, 3]), dict(values=[1, 3, 2]))],
     "all_close": [(dict(actual=[1.0, 2.0], expected=[1.0, 2.0 + 1e-7], atol=1e-6),
                    dict(actual=[1.0, 2.0], expected=[1.0, 2.1], atol=1e-6))],
+    "differs": [(dict(actual=[1.0, 2.0], expected=[1.0, 2.1], atol=1e-2),
+                 dict(actual=[1.0, 2.0], expected=[1.0, 2.001], atol=1e-2))],
 }
 
 # predicate: arguments it must refuse as not measured (None, NaN, nothing)
@@ -60,6 +62,7 @@ MISSING = [
     ("strictly_increasing", dict(values=[])),
     ("all_close", dict(actual=[1.0, NAN], expected=[1.0, 1.0], atol=1e-6)),
     ("all_close", dict(actual=[], expected=[], atol=1e-6)),
+    ("differs", dict(actual=None, expected=[1.0], atol=1e-6)),
 ]
 
 # predicate: arguments of the wrong kind, and the parameter the ValueError must name
