@@ -9,7 +9,8 @@ number that paper's JSON holds. :func:`uncited_numbers` finds the others in one 
         print(f)            # line, the number, the sentence
 
 or, from a shell, ``python -m lsnotes.provenance book/gradient_masking.md`` (exit status 1 when
-something is found).
+something is found; ``--show-known`` also lists the typed numbers that pass only because the
+paper prints the same number somewhere, e.g. a "10" that is K, not their PGD-10: read those).
 
 **What is scanned.** Markdown cells of a MyST notebook: paragraphs, list items, headings, table
 rows, and the bodies of directives such as ``{note}`` or ``{admonition}``. Code cells, fenced code,
@@ -322,25 +323,35 @@ def checked_numbers(markdown_text: str) -> list[tuple[Sentence, str]]:
             for n in typed_numbers(s.text)]
 
 
-def report(paths: Iterable[Path]) -> tuple[str, int]:
-    """A per-chapter report of :func:`uncited_numbers` and the number of findings."""
+def report(paths: Iterable[Path], *, show_known: bool = False) -> tuple[str, int]:
+    """A per-chapter report of :func:`uncited_numbers` and the number of findings; with
+    ``show_known``, also the typed numbers that pass because the JSON holds them (a number a
+    paper prints somewhere is not necessarily the one the sentence means: read them)."""
     out, total = [], 0
     for path in paths:
         text = Path(path).read_text(encoding="utf-8")
         found = uncited_numbers(text)
+        checked = checked_numbers(text)
         total += len(found)
-        out.append(f"{path}: {len(checked_numbers(text))} typed number(s) in sentences citing a "
+        out.append(f"{path}: {len(checked)} typed number(s) in sentences citing a "
                    f"paper, {len(found)} neither computed nor in the paper's JSON")
         out += [f"  {f}" for f in found]
+        if show_known:
+            flagged = {(f.line, f.number) for f in found}
+            out += [f"  line {s.line}: {n} (typed, in the JSON: is it the paper's?)\n    {s.text}"
+                    for s, n in checked if (s.line, n) not in flagged]
     return "\n".join(out), total
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    show_known = "--show-known" in args
+    args = [a for a in args if a != "--show-known"]
     if not args:
-        print("usage: python -m lsnotes.provenance book/CHAPTER.md [...]", file=sys.stderr)
+        print("usage: python -m lsnotes.provenance [--show-known] book/CHAPTER.md [...]",
+              file=sys.stderr)
         return 2
-    text, total = report(Path(a) for a in args)
+    text, total = report((Path(a) for a in args), show_known=show_known)
     print(text)
     return 1 if total else 0
 

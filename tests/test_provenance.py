@@ -155,3 +155,12 @@ def test_the_command_line_reports_and_sets_the_exit_status(tmp_path, capsys):
     assert provenance.main([str(dirty)]) == 1
     out = capsys.readouterr().out
     assert f"line 8: {FOREIGN}" in out and "1 neither computed" in out
+
+
+def test_show_known_lists_typed_numbers_that_pass(tmp_path, capsys):
+    chapter = tmp_path / "known.md"
+    chapter.write_text(FRONT + f"Fu et al. report {fu_value()} %.\n", encoding="utf-8")
+    assert provenance.main([str(chapter)]) == 0
+    assert "typed, in the JSON" not in capsys.readouterr().out
+    assert provenance.main(["--show-known", str(chapter)]) == 0
+    assert f"line 8: {fu_value()} (typed, in the JSON" in capsys.readouterr().out
