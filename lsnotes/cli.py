@@ -11,7 +11,7 @@ import importlib
 import sys
 
 COMMAND_MODULES = ("lsnotes.train", "lsnotes.evaluate", "lsnotes.audit", "lsnotes.runbook",
-                   "lsnotes.zoo")
+                   "lsnotes.zoo", "lsnotes.exercises")
 
 #: What a user can cause and fix (a bad option, a dataset not downloaded, a read-only cache):
 #: one line on stderr and exit status 2, as argparse does for its own errors.
