@@ -16,6 +16,7 @@ import json
 import math
 import os
 import tempfile
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,9 +135,10 @@ def check(label: str, answer, *, record: bool = True, quiet: bool = False) -> bo
     if not isinstance(label, str) or label not in EXERCISES:
         raise ValueError(f"label must be one of {sorted(EXERCISES)}; got {label!r}")
     ex = EXERCISES[label]
-    say = (lambda text: None) if quiet else print
+    say = (lambda text: None) if quiet else (lambda text: print(_wrapped(text)))
     if _is_stub(answer):
-        say(f"{label}: not attempted. Write your answer in the cell above, then run this again.")
+        say(f"{label}: not attempted. Write your answer in the cell above, then run this "
+            "cell again.")
         return False
     try:
         cases = ex(_prepare(ex, answer))
@@ -144,12 +146,17 @@ def check(label: str, answer, *, record: bool = True, quiet: bool = False) -> bo
         say(f"{label}: not attempted. Your function is still the stub: fill it in.")
         return False
     except CaseFailed as failure:
-        say(f"{label}: not yet. Failed on the hidden case '{failure.case}'.\nHint: {failure.hint}")
+        say(f"{label}: not yet. The hidden case '{failure.case}' failed.\nHint: {failure.hint}")
         return False
     say(f"{label}: passed ({cases} hidden case{'s' if cases != 1 else ''}).")
     if record:
         record_pass(label)
     return True
+
+
+def _wrapped(text: str) -> str:
+    """Lines of at most 75 characters: the book's output box shows no more without scrolling."""
+    return "\n".join(textwrap.fill(line, 75, subsequent_indent="  ") for line in text.splitlines())
 
 
 # ----------------------------------------------------------------------------- local record
