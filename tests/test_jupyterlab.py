@@ -331,8 +331,10 @@ def test_exercise_check_gives_hint_then_passes(lab_before_any_run):
         run_cell(page, code_cell(page, "from lsnotes.exercises import check"), "")
         check_call = 'check("%s", worst_case_accuracy)' % ex["label"]
         check_cell = code_cell(page, check_call)
+        stub_cell = code_cell(page, ex["stub"])
+        run_cell(page, stub_cell, "")  # the untouched stub, as a reader first runs it
         assert "not attempted" in run_cell(page, check_cell, "not attempted")
-        run_cell(page, code_cell(page, ex["stub"]), "", source=ex["wrong"])
+        run_cell(page, stub_cell, "", source=ex["wrong"])
         assert ex["hint"] in " ".join(run_cell(page, check_cell, "Hint:").split())
         answer_cell = code_cell(page, ex["wrong"].split(":")[0])  # the cell just rewritten
         run_cell(page, answer_cell, "", source=ex["right"])
