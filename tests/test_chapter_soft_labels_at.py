@@ -118,12 +118,13 @@ def test_yu_beside_keeps_every_number_column_right_aligned():
 
 
 def test_yu_findings_hold_on_their_numbers_and_fail_on_changed_ones():
-    assert all(ch.yu_findings(yu()).claims.values())
+    assert all(ch.yu_findings(yu()).claims.claims.values())
+    assert ch.yu_findings(yu()).title.startswith("The paper reports")
     rows = tuple(dataclasses.replace(r, values=("83.0", "40.0", "39.0")) if r.key == ("AT+SGLS",)
                  else r for r in yu().rows)
     with pytest.raises(ClaimFailed, match="raises PGD accuracy"):
         ch.yu_findings(dataclasses.replace(yu(), rows=rows))
-    ours = ch.yu_ours(final_of())
+    ours = ch.yu_ours(final_of()).claims
     assert not ours.asserted and ours.claims["label refinement raises PGD accuracy over AT"]
 
 

@@ -128,15 +128,18 @@ def lowered(table, method, factor):
 
 
 def test_goibert_findings_hold_on_their_table_and_fail_on_a_changed_one():
-    findings = ch.goibert_clean_findings(goibert())
+    findings = ch.goibert_clean_findings(goibert()).claims
     assert findings.claims[findings.asserted[0]]
+    assert "The paper reports" in ch.goibert_clean_findings(goibert()).to_markdown()
     with pytest.raises(ClaimFailed, match="ALS, SLS and BLS"):
         ch.goibert_clean_findings(lowered(goibert(), "BLS", 0.5))
 
 
 def test_goibert_ours_reports_without_asserting():
     acc = healthy_accuracy()
-    ours = ch.goibert_clean_ours(acc, METHODS, GRID, 0.9)
+    block = ch.goibert_clean_ours(acc, METHODS, GRID, 0.9, 500, scale="quick")
+    assert block.title == "Our run (quick)"
+    ours = block.claims
     assert not ours.asserted
     assert list(ours.claims.values()) == [False, False, False]
     assert ch.best_goibert_model(acc, METHODS, GRID)[0] in ch.GOIBERT_METHODS
@@ -200,6 +203,7 @@ def test_fu_ours_holds_on_matching_ranges_and_fails_on_growing_ones():
     widths = {a: hi - lo for a, (lo, hi) in ch.fu_ranges(fu()).items()}
     summary = summary_like({ch.CE_KEY: 8.0, **{("szegedy", a, 1.0): widths[a] for a in GRID}})
     ours = ch.fu_table2_ours(fu(), summary, METHODS, K)
+    assert "Our run" in ours.block.to_markdown() and "0 %" in ours.block.to_markdown()
     assert ours.ours_at == [0.0, *GRID] and str(ours.widest_percent) == "0"
     growing = summary_like({ch.CE_KEY: 8.0, **{("szegedy", a, 1.0): 1 + a for a in GRID}})
     with pytest.raises(ClaimFailed, match="shrinks"):
@@ -272,3 +276,11 @@ def test_results_record_and_the_full_profile_note():
     assert "has not been recorded" in ch2.full_profile(None, full, 17)
     shown = ch2.full_profile({"results": record}, full, 17)
     assert isinstance(shown, Table) and shown.align["clean accuracy"] == "right"
+
+
+def test_a_claim_whose_method_was_not_trained_is_not_measured_not_false():
+    acc = {k: v for k, v in healthy_accuracy().items() if k[0] != "sbls"}
+    methods = tuple(m for m in METHODS if m != "sbls")
+    clean = ch.clean_accuracy_claims(acc, favouring(acc), methods).claims
+    sbls = next(s for s in clean.claims if "SBLS (tie" in s)
+    assert clean.claims[sbls] is None and sbls not in clean.asserted

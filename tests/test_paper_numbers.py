@@ -27,10 +27,6 @@ NOT_YET_CLEAN = {
     "classic_attacks",
 
     "evaluation_checklist",
-
-    "soft_labels_at",
-
-    "training_with_ls",
 }
 
 

@@ -15,7 +15,8 @@ import numpy as np
 from matplotlib.ticker import MaxNLocator
 
 from lsnotes import attacks, checks, plots, train, widgets
-from lsnotes.present import Claims, Table, Text, beside, fixed, percent, signed_points
+from lsnotes.present import (Claims, OurRun, PaperReports, Table, Text, beside, fixed,
+                             percent, signed_points)
 from lsnotes.zoo import book
 
 COLORS = {"pgd": plots.METHOD_COLORS["ce"], "sglr": plots.METHOD_COLORS["als"],
@@ -249,22 +250,35 @@ FINDINGS: dict[str, Callable[[Mapping], bool]] = {
 }
 
 
-def yu_findings(yu_table) -> Claims:
-    """The findings checked on the authors' numbers (asserted: the prose states them)."""
+def yu_findings(yu_table) -> PaperReports:
+    """The findings checked on the authors' README numbers (asserted: the prose states them), in
+    a "The paper reports" block with what their abstract claims (``.claims``: the checks)."""
     theirs = {"AT": _as_fractions(yu_table, "AT"), "SGLR": _as_fractions(yu_table, "AT+SGLS")}
     outcomes = {s: test(theirs) for s, test in FINDINGS.items()}
-    return Claims(outcomes, asserted=list(outcomes), title="Their README's numbers")
+    claims = Claims(outcomes, asserted=list(outcomes), title="Their README's numbers, checked")
+    block = PaperReports(
+        "yu2024",
+        "Their abstract claims that the method boosts standard accuracy and robust performance "
+        "together, and proposes it against robust overfitting, which it describes as a gap "
+        "between the training and the test curves of adversarial robustness. The README of their "
+        "code (ResNet-18, CIFAR-10, final checkpoint) gives the numbers checked below.", claims)
+    block.claims = claims
+    return block
 
 
-def yu_ours(final: Mapping) -> Claims:
+def yu_ours(final: Mapping, scale: str = "") -> OurRun:
     """The same findings on our PGD-AT and SGLR (PGD-20 on every evaluation example; against
-    AutoAttack, PGD-20 on the AutoAttack subset); shown, not asserted."""
+    AutoAttack, PGD-20 on the AutoAttack subset), in an "Our run" block; shown, not asserted."""
     ours = {name: {"clean": final[mode]["clean"], "pgd": final[mode]["pgd20"],
                    "autoattack": final[mode]["autoattack"],
                    "pgd_same": final[mode]["pgd20_aa_subset"]}
             for mode, name in (("pgd", "AT"), ("sglr", "SGLR"))}
-    return Claims({s: test(ours) for s, test in FINDINGS.items()},
-                  title="Our run: the same findings")
+    claims = Claims({s: test(ours) for s, test in FINDINGS.items()},
+                    title="The same findings, on our models")
+    block = OurRun("Shown, not asserted: only directions are comparable at this scale.", claims,
+                   scale=scale)
+    block.claims = claims
+    return block
 
 
 # ----------------------------------------------------------------------------- the ε slider
