@@ -91,12 +91,17 @@ def start_table(their_epochs: int) -> Table:
     return Table(["training", "epochs", "first epoch with refinement"], rows)
 
 
+#: The tiny side-by-side run: training images, epochs (refinement starts at the last).
+TINY = SimpleNamespace(train_size=128, epochs=2)
+
+
 def tiny_history(profile: str, setting, adversarial: str, *, seed: int, device: str,
                  **changes) -> list[dict]:
-    """Two epochs of the zoo's adversarial training on 128 images (no cache): the loss, training,
-    test and robust accuracy of each epoch."""
+    """:data:`TINY` epochs of the zoo's adversarial training on :data:`TINY` images (no cache):
+    the loss, training, test and robust accuracy of each epoch."""
     tiny = book.config(profile, "ce", 0.0, adversarial=adversarial, setting=setting, seed=seed,
-                       device=device, train_size=128, test_size=50, epochs=2, **changes)
+                       device=device, train_size=TINY.train_size, test_size=50,
+                       epochs=TINY.epochs, **changes)
     history = train.train(tiny, progress=False, eval_robust=True).history
     keys = ("loss", "train_acc", "test_acc", "robust_acc")
     return [{k: record[k] for k in keys} for record in history]
