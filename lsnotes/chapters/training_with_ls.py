@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from lsnotes import claims as C
 from lsnotes import losses, papers, plots
 from lsnotes.checks import choice
 from lsnotes.present import Claims, OurRun, PaperReports, Table, Text, fixed, share
@@ -115,16 +116,17 @@ def clean_accuracy_claims(clean_acc: Mapping, favours_y: Sequence, methods: Sequ
     points = Text(f"{100 * tolerance:.0f}")
     claims = {  # statement: (whether it holds, the methods it needs)
         f"every LS model whose label favours y whatever the logits is within {points} points "
-        "of CE": (worst_drop <= tolerance, ()),
+        "of CE": (C.at_most(worst_drop, tolerance), ()),
         "at α = 0.5, ALS (tie with the least likely class) keeps at least 90 % of CE's "
-        "accuracy": (clean_acc[ties["als"]] >= 0.9 * ce if "als" in ties else None, ("als",)),
+        "accuracy": (C.at_least(clean_acc[ties["als"]], 0.9 * ce) if "als" in ties else None,
+                     ("als",)),
         "at α = 0.5, SBLS (tie with the runner-up) falls below half of CE's accuracy":
-            (collapsed[ties["sbls"]] if "sbls" in ties else None, ("sbls",)),
+            (C.below(clean_acc[ties["sbls"]], ce / 2) if "sbls" in ties else None, ("sbls",)),
         "every ALS/SBLS label that favours a wrong class, and SLS's uniform label, falls below "
-        "half of CE's accuracy": (all(collapsed[k] for k in against_y) if against_y else None,
+        "half of CE's accuracy": (C.every(collapsed[k] for k in against_y) if against_y else None,
                                   ("als", "sbls", "sls")),
         f"every BLS model (each α, each T) is within {points} points of CE":
-            (all(drop[k] <= tolerance for k in bls) if bls else None, ("bls",)),
+            (C.at_most(max(drop[k] for k in bls), tolerance) if bls else None, ("bls",)),
     }  # None: not measured (the method was not trained); an asserted one then fails
     shown = {m: fixed(clean_acc[ties[m]]) if m in ties else Text("—") for m in ("als", "sbls")}
     return SimpleNamespace(
@@ -285,9 +287,9 @@ def squeeze_claims(summary: Mapping, favours_y: Sequence, methods: Sequence,
     sbls_small = ("sbls", alpha_grid[0], 1.0)
     claims = {
         "every Szegedy, SLS and BLS model whose label favours y has a smaller median logit "
-        "range than CE": bool(uniform_type) and len(squeezed) == len(uniform_type),
+        "range than CE": C.every(summary[k]["range"] < ce_range for k in uniform_type),
         "the Szegedy models' median mean gap is within 1 logit unit of m*(α, K) at every α":
-            worst < 1.0 if gaps else None,
+            C.below(worst, 1.0) if gaps else None,
     }
     return SimpleNamespace(
         claims=Claims(claims, asserted=list(claims)[:1 + ("szegedy" in methods)],

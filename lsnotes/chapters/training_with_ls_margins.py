@@ -10,6 +10,7 @@ from typing import Mapping, Sequence
 import ipywidgets
 import numpy as np
 
+from lsnotes import claims as C
 from lsnotes import plots, widgets
 from lsnotes.chapters.training_with_ls import CE_KEY, label, m_star, method_name, recorded_time
 from lsnotes.present import Claims, Table, Text, fixed, share
@@ -109,7 +110,7 @@ def gradient_claims(medians: SimpleNamespace) -> SimpleNamespace:
     flatter = [k for k in ls if medians.grad[k] < medians.grad[CE_KEY]]
     farther = [k for k in ls if medians.radius[k] > medians.radius[CE_KEY]]
     claims = {"most variants have a smaller median margin gradient than CE":
-              len(flatter) > len(ls) / 2}
+              C.most(medians.grad[k] < medians.grad[CE_KEY] for k in ls)}
     return SimpleNamespace(
         claims=Claims(claims, asserted=list(claims), title="Our run: margin gradients"),
         n_flatter=share(len(flatter), len(ls)), n_farther=share(len(farther), len(ls)),
@@ -166,7 +167,7 @@ def calibration_claims(clean_acc: Mapping, calibration: Mapping, favours_y: Sequ
     under = [k for k in favours_y if calibration[k]["mean_confidence"] < clean_acc[k]]
     claims = {
         "CE's mean confidence exceeds its accuracy by less than 0.05 (not strongly "
-        "over-confident)": ce_gap < 0.05,
+        "over-confident)": C.below(ce_gap, 0.05),
         "Szegedy LS at the top of the grid has a worse ECE than CE and is under-confident":
             None if strong not in calibration  # not trained in this setting
             else (calibration[strong]["ece"] > calibration[CE_KEY]["ece"]
