@@ -422,6 +422,26 @@ def test_l2_projection_is_inside_the_ball_where_rounding_bites():
             assert (projected - x).flatten(1).norm(dim=1).item() <= eps
 
 
+@pytest.mark.parametrize("eps", [1.19e-7, 6e-8, 2.4e-7])
+def test_l2_pgd_with_a_budget_near_one_ulp_stays_in_the_ball(eps):
+    """Hypothesis found pgd(norm="l2", eps=1.19e-7) returning a perturbation of norm 1.25e-7: a
+    δ of one ulp cannot be shrunk by a factor near 1, and x + δ rounds back to the same point."""
+    bad = 0
+    for seed in range(40):
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(7, 4))
+        x = torch.rand(5, 7)
+        x[x < 0.2], x[x > 0.8] = 0.0, 1.0
+        y = torch.randint(0, 4, (5,))
+        x_adv = attacks.pgd(model, x, y, eps, steps=2, norm="l2", step_size=3 * eps,
+                            generator=torch.Generator().manual_seed(seed))
+        norms = (x_adv - x).flatten(1).norm(dim=1)   # in x's dtype, as a user computes it
+        bad += int((norms > eps).sum())
+        projected = attacks.project(x + 1e-7 * torch.randn(x.shape), x, eps, "l2")
+        bad += int(((projected - x).flatten(1).norm(dim=1) > eps).sum())
+    assert bad == 0
+
+
 def test_the_book_margin_and_the_attack_margin_loss_have_opposite_signs():
     logits = torch.tensor([[3.0, 1.0, 2.5], [0.0, 2.0, 1.0]])
     y = torch.tensor([0, 0])

@@ -180,17 +180,21 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str = "linf"
     scale = (eps / _per_example_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
     x_adv = (x + delta * _view_per_example(scale, x)).clamp(0, 1)
     # Clamping to the box only shortens δ, but x + δ rounds to x's precision: near 1 that is a
-    # relative error of ulp(1)/|δ| in a small δ. Shrink the ones still too long, harder each time.
+    # relative error of ulp(1)/|δ| in a small δ (and a δ of one ulp cannot shrink by a factor
+    # near 1 at all). Shrink the ones still too long, harder each time, then halve them; any
+    # left over (ε below the rounding of x + δ) fall back to x itself, whose δ = 0 is in every ball.
     eps_t = torch.tensor(eps, dtype=x.dtype, device=x.device)
     if float(eps_t) > eps:  # the dtype rounded ε upwards; compare with the next value below
         eps_t = torch.nextafter(eps_t, torch.zeros_like(eps_t))
-    for attempt in range(8):
+    shrinks = [1 - 2.0 ** (-20 + 2 * attempt) for attempt in range(9)] + [0.5] * 12
+    for shrink_by in shrinks:
         too_long = _per_example_norm(x_adv - x) > eps_t
         if not too_long.any():
-            break
-        shrink = torch.where(too_long, 1 - 2.0 ** (-20 + 2 * attempt), 1.0).to(x.dtype)
+            return x_adv
+        shrink = torch.where(too_long, shrink_by, 1.0).to(x.dtype)
         x_adv = (x + (x_adv - x) * _view_per_example(shrink, x)).clamp(0, 1)
-    return x_adv
+    too_long = _per_example_norm(x_adv - x) > eps_t
+    return torch.where(_view_per_example(too_long, x), x, x_adv)
 
 
 def _input_gradient(losses: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
