@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -108,8 +109,7 @@ def _first_line(err: BaseException) -> str:
 
 
 def _predict(model, x, batch_size: int) -> torch.Tensor:
-    with attack_lib.frozen_model(model), torch.no_grad():
-        return torch.cat([model(chunk) for chunk in x.split(batch_size)])
+    return attack_lib.predict_logits(model, x, batch_size)
 
 
 def _input_gradient_norms(model, x, y, loss: str, batch_size: int):
@@ -199,8 +199,16 @@ class _Runner:
         """Per example of ``idx``: correct after ``fn``'s attack, plus traces when it is PGD."""
         generator = audit_generator(name, self.seed)
         correct, trace_parts, notes = [], [], []
+        self.nonfinite = 0
         for chunk in idx.split(self.batch_size):
-            result = fn(self.x[chunk], self.y[chunk], generator)
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always", attack_lib.NonFiniteGradientWarning)
+                result = fn(self.x[chunk], self.y[chunk], generator)
+            for w in seen:
+                if issubclass(w.category, attack_lib.NonFiniteGradientWarning):
+                    self.nonfinite += 1
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             if isinstance(result, PGDTrace):
                 trace_parts.append(result)
                 result = result.x_adv
@@ -218,6 +226,7 @@ class _Runner:
         idx = examples.nonzero().flatten()
         correct: list = [None] * len(self.x)
         error, notes = None, []
+        self.nonfinite = 0
         started = time.perf_counter()
         if idx.numel():
             try:
@@ -229,7 +238,8 @@ class _Runner:
                     correct[i] = c
                 if parts:
                     self._keep_trace(name, idx, parts)
-        row = AttackRow(name, description, scope, correct, time.perf_counter() - started, error)
+        row = AttackRow(name, description, scope, correct, time.perf_counter() - started, error,
+                        nonfinite_gradients=self.nonfinite)
         if error is None and notes:
             row.notes = [None] * len(self.x)
             for i, note in zip(idx.tolist(), notes):

@@ -36,6 +36,15 @@ class AttackRow:
     seconds: float
     error: str | None = None
     notes: list | None = None    # per example, e.g. which part of AutoAttack broke it
+    nonfinite_gradients: int = 0  # warnings that examples met nan/inf gradients (no move made)
+
+    @property
+    def status(self) -> str:
+        """``"failed"`` (it raised: ``error`` says why), ``"ran on survivors"`` (no accuracy of
+        its own: it only attacked what earlier attacks left) or ``"ran"``."""
+        if self.error:
+            return "failed"
+        return "ran on survivors" if self.scope != "all" else "ran"
 
     def accuracy(self, clean_correct) -> float | None:
         """Accuracy under this attack alone; None for attacks run only on survivors."""
@@ -178,7 +187,8 @@ class AuditReport:
             rows.append({"attack": r.name, "description": r.description, "scope": r.scope,
                          "accuracy": r.accuracy(self.clean_correct), "newly_broken": new[r.name],
                          "worst_case_after": sum(standing) / self.n_examples,
-                         "seconds": round(r.seconds, 3), "error": r.error})
+                         "seconds": round(r.seconds, 3), "error": r.error, "status": r.status,
+                         "nonfinite_gradients": r.nonfinite_gradients})
         return rows
 
     def text_table(self) -> str:
@@ -205,6 +215,9 @@ class AuditReport:
             extra={
                 "attacks": {r.name: percent_string(r.accuracy(self.clean_correct))
                             for r in self.rows},
+                # null above means either; this says which: "ran", "ran on survivors", "failed"
+                "attack_status": {r.name: r.status for r in self.rows},
+                "attack_errors": {r.name: r.error for r in self.rows if r.error},
                 "worst_case_acc": percent_string(self.robust_acc),
                 "seconds": {r.name: round(r.seconds, 3) for r in self.rows},
                 "n_examples": self.n_examples,
