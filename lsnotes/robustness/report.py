@@ -102,6 +102,7 @@ class AuditReport:
     transfer_source: str | None
     seconds: float
     main_attack: str
+    single_step: str = "fgsm"        # the single-step row: FGSM (L∞) or FGM (L2)
 
     @property
     def n_examples(self) -> int:
@@ -153,9 +154,27 @@ class AuditReport:
         return [i for i in self.indicators + self.autoattack_checks if i.serious]
 
     @property
+    def headline(self) -> str:
+        """The number to report, worded as an upper bound while a serious indicator stands."""
+        worst = f"{100 * self.robust_acc:.1f} %"
+        if self.serious:
+            return f"robust accuracy at most {worst} (an upper bound while serious indicators stand)"
+        return f"robust accuracy {worst}"
+
+    @property
     def verdict(self) -> str:
         n_attacks = sum(1 for r in self.rows if not r.error)
         worst = f"{100 * self.robust_acc:.1f} %"
+        if any(i.key == "unstable_predictions" for i in self.serious):
+            others = "; ".join(i.title for i in self.serious if i.key != "unstable_predictions")
+            return (f"The model is random: its outputs change between calls on the same input, so "
+                    f"every number here is one draw. The per-example worst case ({worst} over "
+                    f"{n_attacks} attacks) gives each example one more draw per attack to be "
+                    f"wrong and may lie below what the model reliably resists, while attacks on a "
+                    f"noisy gradient may miss examples an averaging (EOT) attack would break: "
+                    f"neither direction is safe. Attack and score with expectation over the "
+                    f"randomness before reporting a number."
+                    + (f" Other serious indicators: {others}." if others else ""))
         if self.serious:
             titles = "; ".join(i.title for i in self.serious)
             return (f"Do not trust a single attack's number here. Robust accuracy is at most "
@@ -179,8 +198,10 @@ class AuditReport:
         """One dict per row: attack, scope, accuracy alone, newly broken, worst case so far."""
         new = self.newly_broken()
         standing = list(self.clean_correct)
+        # the clean row breaks nothing: the misclassified are counted apart, not as "broken"
         rows = [{"attack": "clean", "description": "no attack", "scope": "all",
-                 "accuracy": self.clean_acc, "newly_broken": self.n_examples - sum(standing),
+                 "accuracy": self.clean_acc, "newly_broken": None,
+                 "misclassified": self.n_examples - sum(standing),
                  "worst_case_after": self.clean_acc, "seconds": 0.0, "error": None}]
         for r in self.rows:
             standing = [s and r.correct[i] is not False for i, s in enumerate(standing)]
@@ -197,9 +218,11 @@ class AuditReport:
                  f"{'attack':<34} {'scope':<9} {'acc %':>6} {'new':>4} {'worst %':>7} {'s':>6}"]
         for r in self.table():
             acc = "—" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}"
-            lines.append(f"{r['attack'][:34]:<34} {r['scope']:<9} {acc:>6} {r['newly_broken']:>4} "
+            new = "—" if r["newly_broken"] is None else r["newly_broken"]
+            lines.append(f"{r['attack'][:34]:<34} {r['scope']:<9} {acc:>6} {new:>4} "
                          f"{100 * r['worst_case_after']:>7.1f} {r['seconds']:>6.1f}"
                          + (f"  (failed: {r['error']})" if r["error"] else ""))
+        lines.append(f"clean accuracy {100 * self.clean_acc:.1f} %; {self.headline}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -229,6 +252,7 @@ class AuditReport:
                                 "worst_case": self.worst_case_correct},
                 "audit": {
                     "verdict": self.verdict,
+                    "headline": self.headline,
                     "verdicts": self.verdicts,
                     "serious": [i.key for i in self.serious],
                     "battery": asdict(self.battery),
