@@ -172,8 +172,7 @@ def odi(model, x, y, eps, *, odi_steps: int = 2, odi_step_size: float | None = N
             x_adv = project(x + eps * _uniform(x.shape, generator, x), x, eps, norm)
             for _ in range(odi_steps):
                 x_adv.requires_grad_(True)
-                grad, = torch.autograd.grad((w * model(x_adv)).sum(), x_adv)
-                grad = finite_gradient(grad, "odi")
+                grad = _input_gradient((w * model(x_adv)).sum(1), x_adv, "odi")
                 x_adv = project(x_adv.detach() + odi_step_size * _ascent_direction(grad, norm),
                                 x, eps, norm)
             x_adv = pgd(model, x, y, eps, steps=steps, step_size=step_size, norm=norm, loss="cw",

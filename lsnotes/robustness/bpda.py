@@ -4,10 +4,12 @@ Backward Pass Differentiable Approximation (Athalye et al., 2018): keep the forw
 replace a step that blocks the gradient by the identity on the backward pass. Two views:
 
 - :class:`StraightThroughInput` needs no configuration: the whole forward pass receives a detached
-  input (so numpy steps and ``.detach()`` work), and the first submodule that is called with a
-  tensor of the input's shape gets ``x + (t − x).detach()`` — the value it saw, with the identity
-  as its gradient. Whatever the model does to its input before its first layer (quantisation,
-  JPEG in numpy, a detach) is thus treated as the identity by an attacker.
+  input (so numpy steps and ``.detach()`` work), and the first submodule *with parameters* that
+  is called with a tensor of the input's shape gets ``x + (t − x).detach()`` — the value it saw,
+  with the identity as its gradient. Whatever parameter-free steps the model applies to its
+  input before its first layer with weights (quantisation, JPEG in numpy, a detach, a
+  normalisation: a positive per-channel scale, which keeps the gradient's sign) are thus
+  treated as the identity by an attacker. A cut after that layer is out of its reach.
 - :class:`StraightThroughLayer` replaces one named submodule that maps a tensor to one of the
   same shape by the identity on the backward pass (the audit's ``bpda_layer``).
 """
@@ -37,8 +39,9 @@ class StraightThroughInput(nn.Module):
             state["done"] = True
             return (x + (seen.to(x.dtype) - x).detach(), *args[1:])
 
+        # parameter-free steps (rounding, a numpy transform, normalisation) are what is skipped
         handles = [m.register_forward_pre_hook(connect) for m in self.model.modules()
-                   if m is not self.model]
+                   if m is not self.model and any(True for _ in m.parameters())]
         try:
             return self.model(x.detach())
         finally:

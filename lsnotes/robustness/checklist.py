@@ -232,7 +232,7 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     k = battery.pgd_steps
     main, margin_row = f"pgd{k}", f"pgd{k}_margin"
     sweep = sorted({round(m * eps, 6) for m in battery.sweep if 0 < m * eps < big_eps} - {eps})
-    stages = 9 + (source_model is not None) + 2 * (len(sweep) + 1) + 3
+    stages = 9 + (source_model is not None) + 2 * (len(sweep) + 1) + 5
     runner = _Runner(model, x, y, clean, seed, batch_size, progress, stages)
 
     def pgd(at_eps, steps, factor, loss="ce", restarts=1):
@@ -388,6 +388,15 @@ def _escalate(runner, model, eps, norm, k, battery, bpda_layer):
                    lambda xb, yb, g, loss=loss: attack_lib.pgd(
                        view, xb, yb, eps, steps=k, norm=norm, loss=loss, restarts=2,
                        generator=g))
+    targets = min(battery.multitargeted_targets or 9, 9)
+    runner.run("bpda_multitargeted", f"BPDA: MultiTargeted ({targets} targets) through the "
+               f"straight-through view", "survivors",
+               lambda xb, yb, g: attack_lib.multitargeted(view, xb, yb, eps, steps=k, norm=norm,
+                                                          restarts=targets, generator=g))
+    runner.run("bpda_apgd_ce", f"BPDA: APGD-CE ({battery.apgd_steps} iterations) through the "
+               f"straight-through view", "survivors",
+               lambda xb, yb, g: attack_lib.apgd_ce(view, xb, yb, eps, norm=norm,
+                                                    steps=battery.apgd_steps, generator=g))
     queries = battery.escalation_queries
     runner.run("square_escalated", f"Square Attack (black-box, original code), {queries} "
                f"queries (AutoAttack's budget): gradients were unusable", "survivors",
