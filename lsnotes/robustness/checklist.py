@@ -204,7 +204,7 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     with ``battery.escalation_queries`` queries (AutoAttack's 5000) on the survivors.
     """
     choice("norm", norm, NORMS)
-    eps = number_in("eps", eps, 0, 1 if norm == "linf" else math.inf, low_open=True)
+    eps = number_in("eps", eps, 0, 1 if norm == "linf" else 3.4e38, low_open=True)
     battery = battery if battery is not None else BATTERIES["quick" if quick else "full"]
     if not isinstance(battery, Battery):
         raise ValueError(f"battery must be a lsnotes.robustness.Battery; got {type(battery).__name__}")
@@ -213,12 +213,17 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     masking_gap = number_in("masking_gap", masking_gap, 0, 1)
     batch_size = positive_int("batch_size", batch_size)
     attack_lib.check_batch(x, y)
+    if eps > unconstrained_eps(norm, x):
+        raise ValueError(f"eps must be at most {unconstrained_eps(norm, x):g} for {norm} on "
+                         f"images of {x[0].numel()} pixels in [0, 1] (the ball then holds every "
+                         f"image); got {eps:g}")
     if bpda_layer is not None:
         from lsnotes.robustness.bpda import StraightThroughLayer
         StraightThroughLayer(model, bpda_layer)  # checks the name before any work
     device = model_device(model)
     x, y = x.detach().to(device), y.to(device)
     check_model(model, x)
+    attack_lib.check_fits(model, x, y)   # dtype, device and labels against the model
     started = time.perf_counter()
 
     logits = _predict(model, x, batch_size)

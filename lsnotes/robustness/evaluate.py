@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import time
 import zlib
@@ -284,8 +285,14 @@ def _run_cli(args) -> int:
     eps = number_in("--eps", args.eps, 0, 1)
     seed = non_negative_int("--seed", args.seed)
     batch_size = positive_int("--batch-size", args.batch_size)
-    if args.out is not None and Path(args.out).is_dir():
-        raise ValueError(f"--out must name a file; {args.out} is a folder")
+    if args.out is not None:
+        out = Path(args.out).expanduser()
+        if out.is_dir():
+            raise ValueError(f"--out must name a file; {args.out} is a folder")
+        parent = out.resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"--out {args.out!r}: the folder {str(parent)!r} does not exist or "
+                             f"is not writable")
     config, model, x, y = _load_model_and_data(args)
     device = next(model.parameters()).device
     x, y = x[:n].to(device), y[:n].to(device)
