@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from lsnotes.checks import choice, number_in, positive_int, resolve_device
+from lsnotes.robustness.report_html import save_html
 
 
 def _first_line(err: BaseException) -> str:
@@ -234,7 +235,6 @@ def save_report_pair(report, out) -> tuple[Path, Path]:
     worst, for an instant, no folder)."""
     import shutil
     import tempfile
-
 
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
