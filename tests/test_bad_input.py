@@ -227,8 +227,8 @@ def test_audit_cli_refuses_bad_paths_in_one_line(tmp_path, capsys):
         assert words in err and len(err.splitlines()) == 1, err
 
 
-def test_the_report_pair_is_replaced_as_a_whole(tmp_path):
-    from lsnotes.robustness.cli import save_report_pair
+def test_the_report_pair_is_replaced_as_a_whole(tmp_path, monkeypatch):
+    from lsnotes.robustness import cli
 
     class Fake:
         def __init__(self, tag):
@@ -237,15 +237,9 @@ def test_the_report_pair_is_replaced_as_a_whole(tmp_path):
         def save_json(self, path):
             path.write_text(self.tag)
 
-    import lsnotes.robustness.report_html as html
-
-    original = html.save_html
-    html.save_html = lambda report, path: path.write_text(report.tag)
-    try:
-        save_report_pair(Fake("one"), tmp_path / "out")
-        save_report_pair(Fake("two"), tmp_path / "out")
-    finally:
-        html.save_html = original
+    monkeypatch.setattr(cli, "save_html", lambda report, path: path.write_text(report.tag))
+    cli.save_report_pair(Fake("one"), tmp_path / "out")
+    cli.save_report_pair(Fake("two"), tmp_path / "out")
     texts = {p.name: p.read_text() for p in (tmp_path / "out").iterdir()}
     assert texts == {"report.json": "two", "report.html": "two"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
