@@ -14,7 +14,7 @@ calls each function in one visible line:
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -334,7 +334,3 @@ def discussion_claims(alpha_grid, budget: float = 0.2) -> tuple[dict[str, bool],
                               **{k: present.fixed(v, 4) for k, v in at.items()})
     return claims, numbers
 
-
-def text_of(values: Mapping[str, float], digits: int = 4) -> SimpleNamespace:
-    """Numbers for prose: each value as :class:`lsnotes.present.Text` with ``digits`` decimals."""
-    return SimpleNamespace(**{k: present.fixed(v, digits) for k, v in values.items()})
