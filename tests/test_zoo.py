@@ -270,3 +270,15 @@ def test_shards_must_start_on_batch_boundaries(linear):
     with pytest.raises(ValueError, match="first_index"):
         evaluate._attack_batched("fgsm", linear, x, y, 0.1, seed=0, batch_size=4, overrides={},
                                  progress=False, first_index=2)
+
+
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:1", "no Ray cluster answers"), ("ray://127.0.0.1:1", "no Ray cluster answers"),
+    ("headnode", "host:port"), ("127.0.0.1:99999", "port 1-65535"), (":6379", "host:port"),
+])
+@pytest.mark.timeout(120)  # ray.init alone retries an unreachable head for minutes
+def test_an_unreachable_or_malformed_ray_address_is_refused_at_once(address, message, capsys):
+    with pytest.raises(ValueError, match=message):
+        zoo.schedule.check_ray_address(address, timeout=2.0)
+    assert cli.main(["zoo", "train", "--ray", address, "--limit", "1"]) == 2
+    assert message in capsys.readouterr().err

@@ -26,6 +26,7 @@ import argparse
 import functools
 import io
 import json
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -350,10 +351,38 @@ def train_one_remote(config_dict: dict, eval_robust: bool, keep_best: bool, keep
     return key
 
 
+RAY_CONNECT_TIMEOUT = 5.0  # seconds: a head that does not answer by then is not there
+
+
+def check_ray_address(address: str | None, timeout: float = RAY_CONNECT_TIMEOUT) -> str | None:
+    """``address`` if it names a Ray cluster that answers, else a ``ValueError`` within
+    ``timeout`` seconds (``ray.init`` itself retries an unreachable head for minutes).
+
+    None or ``"local"``: start a local cluster; ``"auto"``: the cluster running on this machine
+    (Ray says at once if there is none); ``host:port`` or ``ray://host:port``: a TCP connection
+    to it must open within ``timeout``."""
+    if address in (None, "local", "auto"):
+        return address
+    if not isinstance(address, str):
+        raise ValueError(f"--ray must be auto, local, host:port or ray://host:port; got {address!r}")
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--ray must be auto, local, host:port or ray://host:port (port 1-65535); "
+                         f"got {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise ValueError(f"--ray {address}: no Ray cluster answers there within {timeout:g} s "
+                         f"({err.strerror or type(err).__name__}); start one with `ray start "
+                         f"--head`, or leave out the address to start a local one") from None
+    return address
+
+
 def _connect(ray, address: str | None, num_cpus: int | None):
     """Join the cluster at ``address`` (``auto``, ``host:port``, ``ray://…``), or start a local one."""
     if ray.is_initialized():
         return False
+    check_ray_address(address)
     kwargs: dict[str, Any] = dict(log_to_driver=False)
     if address in (None, "local"):
         kwargs.update(include_dashboard=False, num_cpus=num_cpus)
@@ -590,6 +619,8 @@ def _run_plan(args) -> int:
 
 
 def _run_train(args) -> int:
+    if args.ray is not None:
+        check_ray_address(args.ray)  # before the plan reads the cache, and before any training
     entries = [e for e in _plan_from(args) if not e.cached]
     if args.limit is not None:
         entries = entries[:positive_int("--limit", args.limit, 0)]
