@@ -7,7 +7,10 @@ interrupted run from its last epoch.
 Adversarial modes (``TrainConfig.adversarial``):
 
 - ``"none"``: the (smoothed) loss on clean inputs.
-- ``"fgsm"``: as Goibert & Dohmatob use it: ½ clean loss + ½ loss on FGSM examples (no random start).
+- ``"fgsm"``: FGSM adversarial training (Goodfellow et al., 2015), the reference Goibert & Dohmatob
+  train against: ½ clean loss + ½ loss on FGSM examples (no random start). The weights are our
+  choice: the text we read lost the formula, and their repository's README gives a default
+  "regularization parameter" of 0.75 without saying which term it weights.
 - ``"fgsm_rs"``: Wong et al. (2020), "fast is better than free": uniform random start, step 1.25 ε.
 - ``"pgd"``: Madry et al. (2018): loss on L∞-PGD examples (random start).
 - ``"trades"``: Zhang et al. (2019): loss(clean) + β·KL(p(x) ‖ p(x')), x' maximising that KL.
