@@ -146,7 +146,7 @@ def steps_text(steps: int) -> str:
     """PGD-k takes k steps of 2ε/k, written as Fu et al. write it: ``20`` -> ``"20, ε/10"``."""
     size = Fraction(2, positive_int("steps", steps))
     top = "ε" if size.numerator == 1 else f"{size.numerator}ε"
-    return f"{steps}, {top}/{size.denominator}"
+    return f"{steps}, {top}" + ("" if size.denominator == 1 else f"/{size.denominator}")
 
 
 def table3_text(plan: Namespace, n_classes: int) -> Namespace:
