@@ -230,8 +230,10 @@ def tanh_figure(by_steps, by_size, steps, step_sizes):
         ax_steps.plot(steps, [100 * v for v in by_steps[name]], "o-", color=_colour(name),
                       label=name)
         ax_size.plot(step_sizes, [100 * v for v in by_size[name]], "o-", color=_colour(name))
-    for ax in (ax_steps, ax_size):
+    for ax, values in ((ax_steps, steps), (ax_size, step_sizes)):
         ax.set_xscale("log")
+        ax.set_xticks(list(values), [f"{v:g}" for v in values])
+        ax.minorticks_off()
         ax.set_ylim(-3, 103)
     plots.label_axes(ax_steps, "number of Adam steps (step size 0.1)", "accuracy under attack (%)",
                      "(a) steps")
