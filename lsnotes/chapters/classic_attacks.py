@@ -494,8 +494,14 @@ def fgsm_panels(fgsm_sweep: Mapping[str, Sequence[float]], methods: Sequence[str
     ncols = min(3, len(methods))
     fig = plots.small_multiples([m for m in methods], panel, ncols=ncols, width=4.3,
                                 height=3.5, title_fmt="{}")
-    for ax, method in zip(fig.axes, methods):
+    for i, (ax, method) in enumerate(zip(fig.axes, methods)):
         ax.set_title(method.upper() if method != "szegedy" else "Szegedy LS")
+        if i % ncols:
+            ax.set_ylabel("")
+        if i + ncols < len(fig.axes) and i + ncols >= len(methods):
+            ax.xaxis.set_tick_params(labelbottom=True)  # nothing below it shows the ε ticks
+        elif i + ncols < len(methods):
+            ax.set_xlabel("")
     handles = [Line2D([], [], color="0.4", marker=ALPHA_MARKERS[i], lw=1.8,
                             label=f"LS α = {a:g}") for i, a in enumerate(alpha_grid)]
     handles += [Line2D([], [], color="k", ls="--", lw=1.8, label="CE"),
