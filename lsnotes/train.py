@@ -7,7 +7,10 @@ interrupted run from its last epoch.
 Adversarial modes (``TrainConfig.adversarial``):
 
 - ``"none"``: the (smoothed) loss on clean inputs.
-- ``"fgsm"``: as Goibert & Dohmatob use it: ½ clean loss + ½ loss on FGSM examples (no random start).
+- ``"fgsm"``: FGSM adversarial training (Goodfellow et al., 2015), the reference Goibert & Dohmatob
+  train against: ½ clean loss + ½ loss on FGSM examples (no random start). The weights are our
+  choice: the text we read lost the formula, and their repository's README gives a default
+  "regularization parameter" of 0.75 without saying which term it weights.
 - ``"fgsm_rs"``: Wong et al. (2020), "fast is better than free": uniform random start, step 1.25 ε.
 - ``"pgd"``: Madry et al. (2018): loss on L∞-PGD examples (random start).
 - ``"trades"``: Zhang et al. (2019): loss(clean) + β·KL(p(x) ‖ p(x')), x' maximising that KL.
@@ -537,18 +540,18 @@ def train_or_load(config: TrainConfig, progress: bool = True, cache_dir: str | P
     key = config.key()
     directory = cache.entry_dir(key, cache_dir)
 
-    def usable(stored: TrainResult | None) -> bool:
+    def usable(stored: TrainResult | None, locked: bool) -> bool:
         return (stored is not None
                 and not (eval_robust and any("robust_acc" not in r for r in stored.history))
-                and not (keep_best and cache.load_best(directory, key) is None))
+                and not (keep_best and cache.load_best(directory, key, discard=locked) is None))
 
     # Without the lock a writer may be replacing the entry: a failed read here discards nothing.
-    stored = load_trained(config, cache_dir, discard=False)
-    if usable(stored):
+    stored = load_trained(config, cache_dir)
+    if usable(stored, locked=False):
         return stored
     with cache.lock_for(key, cache_dir):
-        stored = load_trained(config, cache_dir)
-        if usable(stored):
+        stored = load_trained(config, cache_dir, discard=True)
+        if usable(stored, locked=True):
             return stored
         result = train(config, progress=progress, eval_robust=eval_robust or keep_best,
                        checkpoint_dir=directory, on_epoch_end=on_epoch_end)
@@ -561,12 +564,14 @@ def train_or_load(config: TrainConfig, progress: bool = True, cache_dir: str | P
 
 
 def load_trained(config: TrainConfig, cache_dir: str | Path | None = None, *,
-                 discard: bool = True) -> TrainResult | None:
+                 discard: bool = False) -> TrainResult | None:
     """The cached model for ``config`` if a verified entry exists, else None; never trains.
 
     A damaged entry, or one that verifies but does not load into the model (weights of another
-    shape), is reported with a :class:`lsnotes.cache.CacheWarning`, removed, and reads as missing;
-    ``discard=False`` leaves it in place (for a reader that does not hold the key's lock).
+    shape), reads as missing. ``discard=True`` says the caller holds the key's lock
+    (:func:`lsnotes.cache.lock_for`): the entry is then reported with a
+    :class:`lsnotes.cache.CacheWarning` and removed. Without the lock another process may be
+    rewriting the entry, so nothing is deleted.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig; got {type(config).__name__}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from fuzzing import examples
 from hypothesis import given, settings, strategies as st
 from torch import nn
 
@@ -70,7 +71,7 @@ def test_every_attack_keeps_the_contract(name, data):
     assert ((x_adv.double() - x.double()).abs() <= eps).all()
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15), deadline=None)
 @given(eps=st.floats(0, 0.6), steps=st.integers(1, 4), n=st.integers(1, 5),
        norm=st.sampled_from(["linf", "l2"]), loss=st.sampled_from(["ce", "cw"]),
        seed=st.integers(0, 2**16), restarts=st.integers(1, 2))

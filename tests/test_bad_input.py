@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import pytest
 import torch
+from fuzzing import examples
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from lsnotes import attacks, checks, data, losses, robustness, toy, train
@@ -167,7 +168,7 @@ def case_and_bad_value(draw):
     return case, draw(BAD[case.kind])
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case_and_bad_value())
 def test_bad_input_is_refused_by_name(case_and_value):
     case, value = case_and_value

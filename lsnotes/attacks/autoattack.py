@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from lsnotes.checks import choice, flag, non_negative_int, number_in, positive_int
-from lsnotes.attacks.base import check_batch, check_fits, frozen_model, margin, project, _check_eps, _generator, _predict
+from lsnotes.attacks.base import check_batch, check_fits, frozen_model, project, _check_eps, _generator, _predict
 
 AUTOATTACK_PARTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 

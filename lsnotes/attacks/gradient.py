@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 from typing import Callable
 
 from lsnotes.checks import choice, flag, number_in, positive_int
-from lsnotes.attacks.base import attack_loss, check_batch, check_fits, frozen_model, linf_bounds, LOSSES, margin, project, _Adam, _ascent_direction, _BestIterate, _check_eps, _check_target, _generator, _input_gradient, _random_start, _steps_bar, _uniform
+from lsnotes.attacks.base import attack_loss, check_batch, check_fits, frozen_model, linf_bounds, LOSSES, project, _Adam, _ascent_direction, _BestIterate, _check_eps, _check_target, _generator, _input_gradient, _random_start, _steps_bar, _uniform
 
 def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, norm: str = "linf",
         loss: str = "ce", restarts: int = 1, random_start: bool = True, x_init=None, target=None,

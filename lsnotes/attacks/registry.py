@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from lsnotes.checks import choice
-from lsnotes.attacks.base import check_batch, check_fits, frozen_model, margin, project, _check_eps, _generator, _predict
+from lsnotes.attacks.base import check_batch, check_fits, frozen_model, project, _check_eps, _generator, _predict
 from lsnotes.attacks.gradient import bim, fgsm, multitargeted, odi, pgd, tanh_linf
 from lsnotes.attacks.minimal import carlini_wagner_l2, deepfool
 from lsnotes.attacks.autoattack import apgd_ce, autoattack, square

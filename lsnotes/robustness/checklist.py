@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from lsnotes import attacks as attack_lib
 from lsnotes.robustness.indicators import Evidence, autoattack_checks, indicators
 from lsnotes.robustness.pgd_trace import NORMS, PGDTrace, traced_pgd  # noqa: F401 - public
-from lsnotes.robustness.report import AttackRow, AuditReport, Indicator  # noqa: F401 - public
+from lsnotes.robustness.report import AttackRow, AuditReport
 from lsnotes.checks import choice, number_in, positive_int
 
 

@@ -7,7 +7,6 @@ as robust only if no attack in the report broke it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import platform
 import time

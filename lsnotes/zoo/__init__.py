@@ -4,7 +4,8 @@
   the models each chapter asks for (:func:`chapter_models`), its attack settings and its fixed
   evaluation examples;
 - :mod:`~lsnotes.zoo.schedule`: ``lsnotes zoo plan/train``: the cache state and GPU hours of that
-  declaration, sequential or Ray training, sharded attack batteries;
+  declaration, sequential training;
+- :mod:`~lsnotes.zoo.cluster`: the same on a Ray cluster, and attack batteries in shards.
 - :mod:`~lsnotes.robustness.book_models`: the book's own models through :func:`lsnotes.robustness.audit`.
 """
 
@@ -15,5 +16,5 @@ from lsnotes.zoo.book import (AT_LABELS, CHAPTERS, FU, GOIBERT, PAPER_TITLES, PA
                               config, eval_examples, load_results, ls_label, requests,
                               save_results, setting, settings, sglr_start_epoch, trained,
                               with_overrides)
-from lsnotes.zoo.schedule import (PlanEntry, format_plan, is_cached, plan,  # noqa: F401
-                                  sharded_report, train_ray, train_sequential)
+from lsnotes.zoo.schedule import PlanEntry, format_plan, is_cached, plan, train_sequential  # noqa: F401
+from lsnotes.zoo.cluster import sharded_report, train_ray  # noqa: F401

@@ -18,21 +18,11 @@ the :class:`Setting` says what we chose in its ``notes``.
 
 API the chapters call
 ---------------------
-- :func:`settings(profile, paper) <settings>` -> the :class:`Setting` tuple of a paper (quick: the
-  one shared CPU setting);
-- :func:`chapter_models(chapter, profile, seed, device) <chapter_models>` -> ``{setting name:
-  {label: TrainConfig}}``: exactly the models the chapter uses (quick: the configurations, and so
-  the cache keys, the chapters asked for before this API existed);
-- :func:`chapter_trained(...) <chapter_trained>` -> the same nesting with
-  :class:`~lsnotes.train.TrainResult` values (cache first, trained otherwise);
-- :func:`attack_settings(profile, paper) <attack_settings>` -> ``{attack: overrides for
-  lsnotes.attacks.run_attack}``, and :func:`attack_setting_notes` naming every difference
-  between a profile and the paper's attack settings;
-- :func:`config` / :func:`trained` for a single model (unchanged), :func:`eval_examples`,
-  :func:`save_results` / :func:`load_results`.
-
-The zoo plan (``lsnotes zoo plan``, :mod:`lsnotes.zoo`) is :func:`requests` over every chapter:
-the same declaration, so what ``lsnotes zoo train`` fills is what the chapters then only load.
+:func:`chapter_trained` (or :func:`chapter_models` for the configurations): every model a chapter
+uses, ``{setting name: {label: TrainResult}}``; :func:`attack_settings` and
+:func:`attack_setting_notes`; :func:`eval_examples`; :func:`save_results` / :func:`load_results`.
+The zoo plan (``lsnotes zoo plan``) is :func:`requests` over every chapter: the same declaration,
+so what ``lsnotes zoo train`` fills is what the chapters then only load.
 """
 
 from __future__ import annotations
@@ -166,10 +156,12 @@ YU = Setting(
     alpha_grid=(0.9,), eval_size=1000, at_steps=10, at_epochs=200, at_step_size=2 / 255,
     methods=(), bls_temperatures=(), keep_best=True,
     paper="Yu et al. (2024), the authors' code (devicerxx/SGLS)",
-    notes=("200 epochs of SGD (lr 0.1, momentum 0.9, weight decay 5e-4, ÷10 at epochs 100 and "
-           "150), batch 128, PGD-10 at 8/255 with step 2/255, refinement from epoch 91 (their "
-           "es = 90), momentum 0.9, as in the authors' scripts",
-           "TRADES uses β = 6 and the same PGD steps; TRADES+SGLR is our reading of their "
+    notes=("as in the authors' script: 200 epochs of SGD at lr 0.1 with drops at epochs 100 and "
+           "150, batch 128, PGD-10 at 8/255 with step 2/255, refinement from epoch 91 (their "
+           "es = 90), label momentum 0.9",
+           "our choices, not stated in the text we have of their setting: SGD momentum 0.9, "
+           "weight decay 5e-4, a drop by ÷10",
+           "TRADES: β = 6 and the same PGD steps are our choice; TRADES+SGLR is our reading of their "
            "method (the released code has no TRADES+SGLR source): the refined soft label "
            "replaces the one-hot label in TRADES's clean term",
            "best checkpoint: the epoch with the highest held-out PGD-10 accuracy on 1000 test "
@@ -422,7 +414,9 @@ def chapter_trained(chapter: str, profile: str = "quick", seed: int = 0, device:
 
 # ------------------------------------------------------------------------------ attack settings
 
-#: Fu et al.'s Table 3, as overrides of lsnotes.attacks.ATTACKS (AutoAttack: standard version).
+#: Fu et al.'s Table 3, as overrides of lsnotes.attacks.ATTACKS. Their "AA" column is one
+#: Auto-PGD attack of AutoAttack, APGD-CE (their Section 3 and Table 3), not the ensemble; the
+#: full profile runs standard AutoAttack, which is at least as strong: our choice.
 FU_TABLE3 = {
     "fgsm": {},                                  # one step of 2ε from x
     "pgd10": dict(steps=10), "pgd20": dict(steps=20), "pgd40": dict(steps=40),  # step 2ε/k
@@ -443,17 +437,19 @@ QUICK_ATTACKS = {
 QUICK_ATTACK_NOTES = {
     "multitargeted": "3 restarts (Fu et al.: 18)",
     "odi": "5 restarts (Fu et al.: 20)",
-    "autoattack": "APGD-CE and APGD-DLR only (Fu et al.: AutoAttack standard)",
+    "autoattack": "APGD-CE and APGD-DLR (Fu et al.'s AA: APGD-CE alone)",
 }
 
-#: Yu et al. report PGD (PGD-20 in this book) and AutoAttack standard.
+#: Yu et al.'s README reports "PGD" and "AutoAttack" without their steps or version: PGD-20 and
+#: standard AutoAttack are our choice.
 YU_ATTACKS = {"pgd20": dict(steps=20), "autoattack": dict(version="standard")}
 
 
 def attack_settings(profile: str = "quick", paper: str = "fu") -> dict[str, dict]:
     """``{attack name: overrides for lsnotes.attacks.run_attack}`` the chapter of ``paper`` uses.
 
-    Full: the paper's settings exactly (Fu: Table 3; Yu: PGD-20 and standard AutoAttack; Goibert:
+    Full: the paper's settings (Fu: Table 3, with standard AutoAttack for their APGD-CE; Yu:
+    PGD-20 and standard AutoAttack, our choice where their README is silent; Goibert:
     the registered FGSM and BIM). Quick: the cheaper settings the chapters run on a CPU, with
     every difference named by :func:`attack_setting_notes`.
     """
