@@ -230,3 +230,11 @@ def test_figures_draw_every_curve_and_one_shared_legend():
     assert [len(ax.lines) for ax in fig.axes] == [2, 2]  # curve + ε marker
     with pytest.raises(ValueError, match="alpha_grid"):
         ca.fgsm_panels(sweep, ("als",), tuple(range(7)), eps_grid)
+
+
+def test_repository_facts_come_from_the_papers_json():
+    facts = ca.repository_facts()
+    recorded = papers.paper("goibert2019")["repository"]["facts"]
+    assert facts.svhn_eps == recorded["svhn_lenet_fgsm_bim_eps"]["value"]
+    assert facts.at_parameter == recorded["adv_training_reg_param_default"]["value"]
+    assert "cnn4" in ca.chapter_run("quick", device="cpu").scale

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Callable, Mapping, Sequence
 
 import torch
 from matplotlib.lines import Line2D
 
 from lsnotes import attacks, papers, plots, present, train
+from lsnotes import claims as C
 from lsnotes.checks import ChapterParams, chapter_params, choice, positive_int
 from lsnotes.losses import LS_METHODS
 from lsnotes.present import Claims, Table, Text, fixed
@@ -76,6 +78,9 @@ class Run:
     cw_steps_shown = property(lambda self: self._shown(self.cw_binary_steps))
     cw_iterations_shown = property(lambda self: self._shown(self.cw_iterations))
     zoo_setting = property(lambda self: Text(f"{self.zoo.model} on {self.zoo.dataset}"))
+    scale = property(lambda self: Text(
+        f"{self.params.profile} profile: {self.zoo.model} on {self.zoo.dataset}, "
+        f"{self.zoo.eval_size} evaluation examples"))
     zoo_training = property(lambda self: Text(
         f"{self.zoo.epochs} epochs on {self.zoo.train_size or 'all'} training images"))
 
@@ -108,6 +113,16 @@ def chapter_run(profile: str = "quick", seed: int = 0, device: str = "auto", set
     return Run(params, zoo, methods, **sizes,
                cw_binary_steps=positive_int("cw_binary_steps", cw_binary_steps),
                cw_iterations=positive_int("cw_iterations", cw_iterations))
+
+
+def repository_facts() -> SimpleNamespace:
+    """What Goibert & Dohmatob's public repository adds to the paper's text, as recorded in the
+    papers' JSON with file and commit: ``svhn_eps`` (the SVHN LeNet set-up's ε₁, ε₂, ε₃, matched
+    through its adversarial-training row) and ``at_parameter`` (the code's default weight
+    parameter for adversarial training; its README does not say which term it weights)."""
+    facts = papers.paper("goibert2019")["repository"]["facts"]
+    return SimpleNamespace(svhn_eps=Text(facts["svhn_lenet_fgsm_bim_eps"]["value"]),
+                           at_parameter=Text(facts["adv_training_reg_param_default"]["value"]))
 
 
 # ------------------------------------------------------------------------------ measuring
@@ -164,10 +179,10 @@ def _get(results: Mapping, attack: str, name: str) -> float:
     return _number(f"{attack} accuracy of {name!r}", results[attack][name])
 
 
-def _most(outcomes: Sequence[bool], what: str) -> bool:
+def _most(outcomes: Sequence[bool], what: str) -> C.Check:
     if not outcomes:
-        raise present.ClaimFailed(f"no {what} to count: the claim has no inputs")
-    return sum(map(bool, outcomes)) > len(outcomes) / 2
+        raise C.MissingMeasurement(f"no {what} to count: the claim has no inputs")
+    return C.most(outcomes)
 
 
 # ------------------------------------------------------------------------------ FGSM and BIM
@@ -231,10 +246,11 @@ def fgsm_bim_findings(at_eps: Mapping[str, Mapping[str, float]], headline: Seque
         "most usable headline LS models beat CE under BIM":
             _most([n in bim_winners for n in ok_headline], "usable headline LS models"),
         "BIM is at least as strong as FGSM on every headline model (within 0.02)":
-            all(bim(n) <= fgsm(n) + 0.02 for n in headline),
-        "FGSM-AT keeps more than every LS model, under FGSM and under BIM":
-            fgsm("FGSM-AT") > max(map(fgsm, ls_names))
-            and bim("FGSM-AT") > max(map(bim, ls_headline)),
+            C.every(bim(n) <= fgsm(n) + 0.02 for n in headline),
+        "FGSM-AT keeps more than every LS model under FGSM":
+            C.exceeds(fgsm("FGSM-AT"), max(map(fgsm, ls_names))),
+        "FGSM-AT keeps more than every headline LS model under BIM":
+            C.exceeds(bim("FGSM-AT"), max(map(bim, ls_headline))),
     }
     texts = dict(
         ce_fgsm=fixed(fgsm("CE")), ce_bim=fixed(bim("CE")),
@@ -376,17 +392,17 @@ def goibert_claims(goibert: Mapping[str, papers.PaperTable], results: Mapping,
         ours = lambda n: _get(results, attack, n)  # noqa: E731
         name = {"cw": "C&W", "deepfool": "DeepFool"}.get(attack, attack.upper())
         claims[f"{name}: the best LS model beats the normal classifier (Goibert et al.: "
-               f"{_count(cells, _beats_normal)} cells)"] = ours(best) > ours("CE")
+               f"{_count(cells, _beats_normal)} cells)"] = C.exceeds(ours(best), ours("CE"))
         if attack == "fgsm":
             claims[f"FGSM: adversarial training beats the best LS model (Goibert et al.: "
-                   f"{_count(cells, _at_wins)})"] = ours("FGSM-AT") > ours(best)
+                   f"{_count(cells, _at_wins)})"] = C.exceeds(ours("FGSM-AT"), ours(best))
         else:
             claims[f"{name}: the best LS model beats adversarial training (Goibert et al.: "
-                   f"{_count(cells, _beats_at)})"] = ours(best) > ours("FGSM-AT")
+                   f"{_count(cells, _beats_at)})"] = C.exceeds(ours(best), ours("FGSM-AT"))
         if attack == "bim":
             claims[f"BIM: the best LS model is ALS or BLS (Goibert et al.: "
-                   f"{_count(cells, _best_is('ALS', 'BLS'))})"] = (
-                best.split()[0] in ("ALS", "BLS"))
+                   f"{_count(cells, _best_is('ALS', 'BLS'))})"] = C.one_of(
+                best.split()[0], ("ALS", "BLS"))
         if attack == "deepfool":
             above = [ours(n) > ours("CE") for n in candidates(results, attack)]
             rows = "; ".join(f"{s}: {k} of {n}" for s, (k, n) in (
@@ -432,7 +448,7 @@ def minimal_findings(minimal: Mapping[str, Mapping[str, dict]], n_cw: int) -> Fi
     lead = max(0.0, most_kept["cw"] - get("cw", "CE", "accuracy"))
     claims = {
         "DeepFool and C&W change the label of at least 90 % of the clean-correct examples "
-        "of every model they attack": min(least_fooled.values()) >= 0.9,
+        "of every model they attack": C.at_least(min(least_fooled.values()), 0.9),
         "most LS variants need a larger DeepFool perturbation than CE":
             _most(larger["deepfool"], "LS models"),
         "most LS variants need a larger C&W perturbation than CE": _most(larger["cw"], "LS models"),
@@ -572,14 +588,20 @@ def curve_claims(curves: Mapping[str, Mapping[str, Sequence[float]]],
     rises above it by more than ``tolerance`` (sampling noise); a rise would mean the attack
     found worse points at a larger budget than at a smaller one, i.e. it is not working."""
     if not curves or not all(curves.values()):
-        raise present.ClaimFailed("no accuracy-against-ε curve to check")
-    rising = [f"{attack} {name}" for attack, by_name in curves.items()
-              for name, values in by_name.items()
-              if _number(f"{attack} curve of {name!r} at ε = 0", values[0])
-              < max(_number(f"{attack} curve of {name!r}", v) for v in values[1:]) - tolerance]
+        raise C.MissingMeasurement("no accuracy-against-ε curve to check")
+    holds = {}
+    for attack, by_name in curves.items():
+        for name, values in by_name.items():
+            where = f"{attack} curve of {name!r}"
+            if len(values) < 2:
+                raise C.MissingMeasurement(f"{where} has fewer than two points")
+            first, rest = _number(where, values[0]), [_number(where, v) for v in values[1:]]
+            holds[f"{attack} {name}"] = first >= max(rest) - tolerance
+    rising = [curve for curve, ok in holds.items() if not ok]
     statement = (f"no curve rises above its clean accuracy by more than {tolerance:g}"
                  + (f" (rising: {', '.join(rising)})" if rising else ""))
-    return Claims({statement: not rising}, asserted=[statement], title="The curves")
+    return Claims({statement: C.every(holds.values())}, asserted=[statement],
+                  title="The curves")
 
 
 def check_explorer(explorer, run: Run) -> float:

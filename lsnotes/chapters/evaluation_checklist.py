@@ -7,8 +7,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Mapping, Sequence
 
+from lsnotes import claims as C
 from lsnotes import papers
-from lsnotes.present import ClaimFailed, Claims, Text
+from lsnotes.present import Claims, Text
 
 #: The two audited models the chapter's claims are about (the two ends of the book's story).
 CLAIMED = ("LS", "PGD-AT")
@@ -30,7 +31,7 @@ def pgd_gap(report) -> float:
     per-example worst case over the whole battery (≥ 0, since the worst case counts PGD-k)."""
     pgd = report.accuracy(report.main_attack)
     if pgd is None:
-        raise ClaimFailed(f"{report.model_name}: PGD-{report.main_attack} did not run")
+        raise C.MissingMeasurement(f"{report.model_name}: PGD-{report.main_attack} did not run")
     return pgd - report.robust_acc
 
 
@@ -45,18 +46,17 @@ def audit_claims(reports: Mapping[str, object]) -> Claims:
     """
     missing = [name for name in CLAIMED if reports.get(name) is None]
     if missing:
-        raise ClaimFailed(f"the claims need audits of {', '.join(CLAIMED)}; not audited in this "
-                          f"run: {', '.join(missing)} (not in the model cache yet, or not in "
-                          "`audited`)")
-    ls, at = reports["LS"], reports["PGD-AT"]
+        raise C.MissingMeasurement(
+            f"the claims need audits of {', '.join(CLAIMED)}; not audited in this run: "
+            f"{', '.join(missing)} (not in the model cache yet, or not in `audited`)")
+    ls, at = C.measured(reports, *CLAIMED, what="audits")
     claims = {
         "stronger attacks beat PGD-20 on LS by more than the audit's tolerance":
-            ls.indicator("stronger_attacks_beat_pgd").fired,
-        "PGD-20 overstates LS's worst case by more than PGD-AT's "
-        f"({pgd_gap(ls):.3f} against {pgd_gap(at):.3f})": pgd_gap(ls) > pgd_gap(at),
+            bool(ls.indicator("stronger_attacks_beat_pgd").fired),
+        "PGD-20 overstates LS's worst case by more than PGD-AT's":
+            C.exceeds(pgd_gap(ls), pgd_gap(at)),
         "PGD-AT trips no serious indicator": not at.serious,
-        "PGD-AT keeps more than LS in the worst case "
-        f"({at.robust_acc:.3f} against {ls.robust_acc:.3f})": at.robust_acc > ls.robust_acc,
+        "PGD-AT keeps more than LS in the worst case": C.exceeds(at.robust_acc, ls.robust_acc),
     }
     return Claims(claims, asserted=list(claims), title="What the audits show")
 
