@@ -24,10 +24,6 @@ CHAPTERS = sorted((REPO / "book").glob("*.md"))
 # One chapter per line, with a blank line between, so that helpers removing different chapters
 # do not conflict when their branches merge.
 NOT_YET_CLEAN = {
-    "classic_attacks",
-
-    "evaluation_checklist",
-
     "soft_labels_at",
 
     "training_with_ls",
