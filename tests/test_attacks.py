@@ -423,6 +423,26 @@ def test_l2_projection_is_inside_the_ball_where_rounding_bites():
             assert (projected - x).flatten(1).norm(dim=1).item() <= eps
 
 
+@pytest.mark.parametrize("eps", [1.19e-7, 6e-8, 2.4e-7])
+def test_l2_pgd_with_a_budget_near_one_ulp_stays_in_the_ball(eps):
+    """Hypothesis found pgd(norm="l2", eps=1.19e-7) returning a perturbation of norm 1.25e-7: a
+    δ of one ulp cannot be shrunk by a factor near 1, and x + δ rounds back to the same point."""
+    bad = 0
+    for seed in range(40):
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Flatten(), nn.Linear(7, 4))
+        x = torch.rand(5, 7)
+        x[x < 0.2], x[x > 0.8] = 0.0, 1.0
+        y = torch.randint(0, 4, (5,))
+        x_adv = attacks.pgd(model, x, y, eps, steps=2, norm="l2", step_size=3 * eps,
+                            generator=torch.Generator().manual_seed(seed))
+        norms = (x_adv - x).flatten(1).norm(dim=1)   # in x's dtype, as a user computes it
+        bad += int((norms > eps).sum())
+        projected = attacks.project(x + 1e-7 * torch.randn(x.shape), x, eps, "l2")
+        bad += int(((projected - x).flatten(1).norm(dim=1) > eps).sum())
+    assert bad == 0
+
+
 def test_the_book_margin_and_the_attack_margin_loss_have_opposite_signs():
     logits = torch.tensor([[3.0, 1.0, 2.5], [0.0, 2.0, 1.0]])
     y = torch.tensor([0, 0])
@@ -459,3 +479,58 @@ def test_pgd_treats_a_cut_graph_as_a_zero_gradient_and_reports_every_iterate():
     assert seen == [(0, s, (8,)) for s in range(4)]   # the start and each of the 3 steps
     with pytest.raises(ValueError, match="on_step"):
         attacks.pgd(Detached(), x, y, 0.1, on_step="print")
+
+
+@pytest.mark.parametrize("fill", [math.nan, math.inf, 0.0], ids=["nan", "inf", "zero"])
+@pytest.mark.parametrize("name", sorted(attacks.ATTACKS))
+def test_no_attack_returns_or_counts_a_non_finite_image(name, fill, linear, data):
+    """A layer whose backward yields nan (0·∞), inf or zero: the attack makes no move where the
+    gradient is unusable, returns finite images in the ball, and says so."""
+    from audit_models import BadGradient
+
+    model = BadGradient(linear, fill)
+    x, y = data
+    eps = 0.05
+    with _recorded() as seen:
+        x_adv = attacks.run_attack(name, model, x, y, eps, generator=torch.Generator().manual_seed(1),
+                                   **CHEAP.get(name, {}))
+    assert torch.isfinite(x_adv).all()
+    assert x_adv.min() >= 0 and x_adv.max() <= 1 and ((x_adv - x).abs() <= eps).all()
+    uses_our_gradients = name not in ("square", "apgd_ce", "autoattack")
+    if uses_our_gradients and not fill == 0.0:
+        assert any(issubclass(w.category, attacks.NonFiniteGradientWarning) for w in seen), name
+    if uses_our_gradients and name not in ("pgd10", "pgd20", "pgd40", "pgd_cw", "multitargeted", "odi"):
+        # no random start: without a usable gradient nothing moves, so nothing is broken
+        still = attacks.predict(linear, x_adv) == y
+        assert (still | (attacks.predict(linear, x) != y)).all()
+
+
+@pytest.mark.parametrize("attack", [attacks.deepfool, attacks.carlini_wagner_l2])
+@pytest.mark.parametrize("fill", [math.nan, 0.0], ids=["nan", "zero"])
+def test_minimal_attacks_success_flags_are_the_predictions_on_the_returned_images(attack, fill, linear, data):
+    from audit_models import BadGradient
+
+    model = BadGradient(linear, fill)
+    x, y = data
+    with _recorded():
+        x_adv, norms, success = attack(model, x, y, max_iter=5)
+    assert torch.isfinite(x_adv).all() and torch.isfinite(norms).all()
+    assert torch.equal(success, attacks.predict(model, x_adv) != y)
+    assert torch.equal(success, attacks.predict(model, x) != y)   # nothing could move
+
+
+def test_pgd_refuses_a_non_finite_start(linear, data):
+    x, y = data
+    with pytest.raises(ValueError, match="x_init must hold finite values"):
+        attacks.pgd(linear, x, y, 0.1, x_init=torch.full_like(x, math.nan))
+
+
+def _recorded():
+    import warnings
+
+    class _Catch(warnings.catch_warnings):
+        def __enter__(self):
+            seen = super().__enter__()
+            warnings.simplefilter("always")
+            return seen
+    return _Catch(record=True)

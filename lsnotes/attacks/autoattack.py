@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from lsnotes.checks import choice, flag, non_negative_int, number_in, positive_int
-from lsnotes.attacks.base import check_batch, check_fits, frozen_model, project, _check_eps, _generator, _predict
+from lsnotes.attacks.base import check_batch, check_fits, finite_images, frozen_model, project, _check_eps, _generator, _predict
 
 AUTOATTACK_PARTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 
@@ -133,7 +133,8 @@ def autoattack(model, x, y, eps, *, norm: str = "linf", version: str = "standard
             adversary.attacks_to_run = [part]
             out = adversary.run_standard_evaluation(run.images[idx], y[idx], bs=batch_size)
             # judge the example we return (projected into the ball), not the raw output
-            out = project(_to_shape(out, x), x[idx], run.eps, norm)
+            out = finite_images(project(_to_shape(out, x), x[idx], run.eps, norm), x[idx],
+                                "autoattack")
             fooled = _predict(model, out, batch_size) != y[idx]
             x_adv[idx[fooled]] = out[fooled]
             robust[idx[fooled]] = False
@@ -162,7 +163,7 @@ def apgd_ce(model, x, y, eps, *, norm: str = "linf", steps: int = 100, restarts:
         attack = APGDAttack(run.wrapped, n_iter=steps, norm=run.norm_name, n_restarts=restarts,
                             eps=run.eps, seed=run.seed, loss="ce", device=x.device)
         _, adv = attack.perturb(run.images, run.y, cheap=True)
-        return project(_to_shape(adv, x), x.detach(), run.eps, norm)
+        return finite_images(project(_to_shape(adv, x), x.detach(), run.eps, norm), x, "apgd_ce")
 
 
 def square(model, x, y, eps, *, norm: str = "linf", n_queries: int = 5000, p_init: float = 0.8,
@@ -182,4 +183,4 @@ def square(model, x, y, eps, *, norm: str = "linf", n_queries: int = 5000, p_ini
                               norm=run.norm_name, n_restarts=1, seed=run.seed, verbose=False,
                               device=x.device, resc_schedule=False)
         adv = attack.perturb(run.images, run.y)
-        return project(_to_shape(adv, x), x.detach(), run.eps, norm)
+        return finite_images(project(_to_shape(adv, x), x.detach(), run.eps, norm), x, "square")

@@ -151,7 +151,7 @@ def summary_rows(reports: dict) -> list:
     rows = []
     for r in reports.values():
         pgd = r.accuracy(r.main_attack)
-        rows.append({"model": r.model_name, "clean": r.clean_acc, "fgsm": r.accuracy("fgsm"), "pgd": pgd,
+        rows.append({"model": r.model_name, "clean": r.clean_acc, "fgsm": r.accuracy(r.single_step), "pgd": pgd,
                      "worst": r.robust_acc, "gap": pgd - r.robust_acc,
                      "serious": [i.title for i in r.serious],
                      "warnings": [i.title for i in r.indicators + r.autoattack_checks

@@ -23,8 +23,8 @@ report as RobustBench-shaped JSON and one self-contained HTML page (:mod:`lsnote
 from __future__ import annotations
 
 import math
-import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -54,6 +54,21 @@ class Battery:
     square_queries: int = 100         # Square on survivors: a smoke test (AutoAttack's has 5000)
     sweep: tuple[float, ...] = (0.5, 2.0)   # multiples of ε (besides ε and the unconstrained ε)
     repeats: int = 3                  # forward passes per input for the randomness check
+    escalation_queries: int = 5000    # Square on the survivors when gradients are unusable (AutoAttack's)
+
+    def __post_init__(self):
+        for name in ("pgd_steps", "restarts", "restart_steps", "odi_restarts", "apgd_steps",
+                     "square_queries", "repeats", "escalation_queries"):
+            positive_int(f"Battery.{name}", getattr(self, name))
+        for name in ("pgd_step_factor", "restart_step_factor"):
+            number_in(f"Battery.{name}", getattr(self, name), 0, 1e3, low_open=True)
+        if self.multitargeted_targets is not None:
+            positive_int("Battery.multitargeted_targets", self.multitargeted_targets)
+        choice("Battery.autoattack", self.autoattack, ("apgd-ce", "standard"))
+        if isinstance(self.sweep, (str, bytes)) or not all(
+                isinstance(m, (int, float)) and math.isfinite(m) and m > 0 for m in self.sweep):
+            raise ValueError(f"Battery.sweep must be a tuple of positive multiples of eps; got "
+                             f"{self.sweep!r}")
 
 
 BATTERIES = {
@@ -63,110 +78,8 @@ BATTERIES = {
                     sweep=(0.25, 0.5, 2.0, 4.0), repeats=5),
 }
 
-# ----------------------------------------------------------------------------- model checks
-
-def model_device(model) -> torch.device:
-    parameter = next(iter(model.parameters()), None)
-    buffer = next(iter(model.buffers()), None)
-    for tensor in (parameter, buffer):
-        if tensor is not None:
-            return tensor.device
-    return torch.device("cpu")
-
-
-def check_model(model, x, n_classes: int | None = None, batch: int = 8) -> torch.Tensor:
-    """Raise ``ValueError`` unless ``model`` maps a batch of x to finite logits, one per class.
-
-    Returns the outputs on ``x[:batch]``. ``n_classes`` is the number the dataset has (None: any
-    number >= 2).
-    """
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    sample = x[:batch]
-    try:
-        with attack_lib.frozen_model(model), torch.no_grad():
-            out = model(sample)
-    except Exception as err:  # noqa: BLE001 - the reader's code: report, do not crash
-        raise ValueError(f"the model fails on a batch of shape {tuple(sample.shape)} in [0, 1]: "
-                         f"{type(err).__name__}: {_first_line(err)}") from None
-    if not isinstance(out, torch.Tensor):
-        raise ValueError(f"the model must return a tensor of logits; it returned "
-                         f"{type(out).__name__}")
-    wanted = f"({len(sample)}, {n_classes})" if n_classes else f"({len(sample)}, K)"
-    if out.dim() != 2 or out.shape[0] != len(sample) or out.shape[1] < 2 \
-            or (n_classes is not None and out.shape[1] != n_classes):
-        raise ValueError(f"the model returns outputs of shape {tuple(out.shape)} for "
-                         f"{len(sample)} inputs; expected {wanted}: one logit per class")
-    if not torch.isfinite(out).all():
-        raise ValueError("the model returns non-finite outputs (nan or inf) on inputs in [0, 1]")
-    return out
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else ""
-
-
-def _predict(model, x, batch_size: int) -> torch.Tensor:
-    with attack_lib.frozen_model(model), torch.no_grad():
-        return torch.cat([model(chunk) for chunk in x.split(batch_size)])
-
-
-def _input_gradient_norms(model, x, y, loss: str, batch_size: int):
-    """Per-example L1 norm of the loss gradient w.r.t. the input, or (None, why) if there is none."""
-    norms = []
-    with attack_lib.frozen_model(model):
-        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
-            xb = xb.clone().requires_grad_(True)
-            with torch.enable_grad():
-                values = attack_lib.attack_loss(model(xb), yb, loss)
-            if not values.requires_grad:
-                return None, "the output does not depend on the input through autograd"
-            try:
-                grad, = torch.autograd.grad(values.sum(), xb, allow_unused=True)
-            except RuntimeError as err:
-                return None, _first_line(err)
-            if grad is None:
-                return None, "the loss is not connected to the input in the autograd graph"
-            norms.append(torch.nan_to_num(grad, nan=0.0).flatten(1).abs().sum(1))
-    return torch.cat(norms), None
-
-
-def _output_spread(model, x, repeats: int, batch_size: int):
-    """AutoAttack's randomness test per example: the largest L2 distance between normalised
-    outputs of ``repeats`` calls on the same input, and whether the predicted class changed."""
-    outputs = [_predict(model, x, batch_size) for _ in range(repeats)]
-    normalised = [o / (o.norm(dim=1, keepdim=True) + 1e-10) for o in outputs]
-    spread = torch.zeros(len(x), device=x.device)
-    for a in range(repeats):
-        for b in range(a + 1, repeats):
-            spread = torch.maximum(spread, (normalised[a] - normalised[b]).norm(dim=1))
-    flips = torch.stack([o.argmax(1) for o in outputs]).ne(outputs[0].argmax(1)).any(0)
-    return spread, flips
-
-
-def _autograd_calls_in_forward(model, x) -> int:
-    """How often one forward pass calls into autograd's grad/backward (AutoAttack's "dynamic")."""
-    calls = 0
-    names = {"grad", "backward", "_make_grads"}
-
-    def profile(frame, event, arg):
-        nonlocal calls
-        code = frame.f_code
-        if event == "call" and code.co_name in names and "autograd" in code.co_filename:
-            calls += 1
-
-    previous = sys.getprofile()
-    sys.setprofile(profile)
-    try:
-        with torch.enable_grad():
-            model(x)
-    except Exception:  # noqa: BLE001 - a dynamic defence may fail outside its own set-up
-        pass
-    finally:
-        sys.setprofile(previous)
-    return calls
-
+from lsnotes.robustness.probes import (check_model, model_device, _autograd_calls_in_forward,  # noqa: F401,E501
+                                     _first_line, _input_gradient_norms, _output_spread, _predict)
 
 # ----------------------------------------------------------------------------- the battery
 
@@ -199,8 +112,16 @@ class _Runner:
         """Per example of ``idx``: correct after ``fn``'s attack, plus traces when it is PGD."""
         generator = audit_generator(name, self.seed)
         correct, trace_parts, notes = [], [], []
+        self.nonfinite = 0
         for chunk in idx.split(self.batch_size):
-            result = fn(self.x[chunk], self.y[chunk], generator)
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always", attack_lib.NonFiniteGradientWarning)
+                result = fn(self.x[chunk], self.y[chunk], generator)
+            for w in seen:
+                if issubclass(w.category, attack_lib.NonFiniteGradientWarning):
+                    self.nonfinite += 1
+                else:
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             if isinstance(result, PGDTrace):
                 trace_parts.append(result)
                 result = result.x_adv
@@ -218,18 +139,20 @@ class _Runner:
         idx = examples.nonzero().flatten()
         correct: list = [None] * len(self.x)
         error, notes = None, []
+        self.nonfinite = 0
         started = time.perf_counter()
         if idx.numel():
             try:
                 ok, parts, notes = self._attack(name, fn, idx)
-            except RuntimeError as err:  # e.g. no gradient through the model at all
+            except (RuntimeError, ValueError, TypeError) as err:  # e.g. no gradient at all
                 error = _first_line(err)
             else:
                 for i, c in zip(idx.tolist(), ok.tolist()):
                     correct[i] = c
                 if parts:
                     self._keep_trace(name, idx, parts)
-        row = AttackRow(name, description, scope, correct, time.perf_counter() - started, error)
+        row = AttackRow(name, description, scope, correct, time.perf_counter() - started, error,
+                        nonfinite_gradients=self.nonfinite)
         if error is None and notes:
             row.notes = [None] * len(self.x)
             for i, note in zip(idx.tolist(), notes):
@@ -263,7 +186,7 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
           transfer_skipped: str | None = None, seed: int = 0, tolerance: float = 0.02,
           masking_gap: float = 0.05, batch_size: int = 256, progress: bool = False,
           model_name: str = "model", architecture: str | None = None,
-          dataset: str = "unknown") -> AuditReport:
+          dataset: str = "unknown", bpda_layer: str | None = None) -> AuditReport:
     """Attack ``model`` on ``(x, y)`` with the whole battery and compute every indicator.
 
     ``x`` holds images in [0, 1], ``y`` their labels; ``eps`` is the L∞ or L2 budget on that
@@ -273,9 +196,15 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     examples below which count-based symptoms are noise; PGD-k overestimating the worst case by
     more than ``masking_gap`` is serious. Randomness comes from generators seeded by ``seed`` and
     each attack's name. The model is run in eval mode and handed back unchanged.
+
+    Where gradients are cut, zero or non-finite on examples still standing after the white-box
+    attacks, the audit escalates: PGD (cross-entropy and margin) through a straight-through view
+    of the model (BPDA: the preprocessing before its first layer, or the submodule named by
+    ``bpda_layer``, is differentiated as the identity; :mod:`lsnotes.robustness.bpda`) and Square
+    with ``battery.escalation_queries`` queries (AutoAttack's 5000) on the survivors.
     """
     choice("norm", norm, NORMS)
-    eps = number_in("eps", eps, 0, 1 if norm == "linf" else math.inf, low_open=True)
+    eps = number_in("eps", eps, 0, 1 if norm == "linf" else 3.4e38, low_open=True)
     battery = battery if battery is not None else BATTERIES["quick" if quick else "full"]
     if not isinstance(battery, Battery):
         raise ValueError(f"battery must be a lsnotes.robustness.Battery; got {type(battery).__name__}")
@@ -284,9 +213,17 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     masking_gap = number_in("masking_gap", masking_gap, 0, 1)
     batch_size = positive_int("batch_size", batch_size)
     attack_lib.check_batch(x, y)
+    if eps > unconstrained_eps(norm, x):
+        raise ValueError(f"eps must be at most {unconstrained_eps(norm, x):g} for {norm} on "
+                         f"images of {x[0].numel()} pixels in [0, 1] (the ball then holds every "
+                         f"image); got {eps:g}")
+    if bpda_layer is not None:
+        from lsnotes.robustness.bpda import StraightThroughLayer
+        StraightThroughLayer(model, bpda_layer)  # checks the name before any work
     device = model_device(model)
     x, y = x.detach().to(device), y.to(device)
     check_model(model, x)
+    attack_lib.check_fits(model, x, y)   # dtype, device and labels against the model
     started = time.perf_counter()
 
     logits = _predict(model, x, batch_size)
@@ -300,7 +237,7 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     k = battery.pgd_steps
     main, margin_row = f"pgd{k}", f"pgd{k}_margin"
     sweep = sorted({round(m * eps, 6) for m in battery.sweep if 0 < m * eps < big_eps} - {eps})
-    stages = 9 + (source_model is not None) + len(sweep) + 1
+    stages = 9 + (source_model is not None) + 2 * (len(sweep) + 1) + 5
     runner = _Runner(model, x, y, clean, seed, batch_size, progress, stages)
 
     def pgd(at_eps, steps, factor, loss="ce", restarts=1):
@@ -319,8 +256,8 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     runner.done()
 
     # ---- the white-box battery: cheap attacks on every example, stronger ones on survivors
-    single = "FGSM" if norm == "linf" else "FGM (L2)"
-    runner.run("fgsm", f"{single}: one gradient step of 2ε from x, clipped into the ball", "all",
+    single, single_row = ("FGSM", "fgsm") if norm == "linf" else ("FGM (L2)", "fgm")
+    runner.run(single_row, f"{single}: one gradient step of 2ε from x, clipped into the ball", "all",
                lambda xb, yb, g: attack_lib.pgd(model, xb, yb, eps, steps=1, step_size=2 * eps,
                                                 norm=norm, random_start=False, keep_best=False,
                                                 generator=g))
@@ -372,11 +309,17 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
                                                     generator=g),
                    examples=white_box_standing)
 
-    # ---- the ε sweep, up to an ε that allows any image
-    sweep_acc = {0.0: clean.float().mean().item(), eps: runner.row(main).accuracy(clean.tolist())}
+    # ---- gradients unusable where examples still stand: attacks that do not need them
+    blind = _blind_examples(cut, ce_norms, clean, runner)
+    if (blind & runner.standing).any():
+        _escalate(runner, model, eps, norm, k, battery, bpda_layer)
+
+    # ---- the ε sweep, up to an ε that allows any image: CE and margin PGD, per-example worst
+    sweep_acc = {0.0: clean.float().mean().item(),
+                 eps: _both_accuracy(runner.row(main), runner.row(margin_row), clean)}
     for e in sweep + [big_eps]:
-        row = runner.run(f"{main}@{e:g}", f"PGD-{k} at ε = {e:g}", "all",
-                         pgd(e, k, battery.pgd_step_factor), update=False)
+        row = _sweep_point(runner, main, k, e, pgd(e, k, battery.pgd_step_factor),
+                           pgd(e, k, battery.pgd_step_factor, loss="cw"))
         sweep_acc[e] = row.accuracy(clean.tolist()) if not row.error else None
         if e == big_eps:
             unconstrained_row = row
@@ -388,7 +331,7 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
         labels=y.tolist(), clean_correct=clean.tolist(), rows=runner.rows,
         eps_sweep=dict(sorted(sweep_acc.items())), unconstrained_eps=big_eps, indicators=[],
         autoattack_checks=[], transfer_source=source_name if source_model is not None else None,
-        seconds=0.0, main_attack=main)
+        seconds=0.0, main_attack=main, single_step=single_row)
     evidence = Evidence(report=report, traces=runner.traces, ce_norms=ce_norms, cut=cut,
                         margin_norms=margin_norms, spread=spread, flips=flips,
                         repeats=max(2, battery.repeats), outputs=logits,
@@ -424,3 +367,65 @@ def _autoattack(model, eps, norm, parts, batch_size):
                                      attacks_to_run=None if standard else parts,
                                      generator=generator, batch_size=batch_size)
     return fn
+
+
+# ----------------------------------------------------------------------------- escalation, sweep
+
+def _blind_examples(cut, ce_norms, clean, runner) -> torch.Tensor:
+    """Examples on which a gradient-based attack could not see: the graph is cut, the input
+    gradient is zero or non-finite, or an attack met non-finite gradients."""
+    if cut is not None or any(r.nonfinite_gradients for r in runner.rows):
+        return clean.clone()
+    return clean & ((ce_norms == 0) | ~torch.isfinite(ce_norms))
+
+
+def _escalate(runner, model, eps, norm, k, battery, bpda_layer):
+    """BPDA PGD (cross-entropy and margin) and Square with AutoAttack's query budget, on the
+    examples every earlier attack left standing."""
+    from lsnotes.robustness.bpda import StraightThroughInput, StraightThroughLayer
+
+    view = (StraightThroughLayer(model, bpda_layer) if bpda_layer is not None
+            else StraightThroughInput(model))
+    where = f"the layer {bpda_layer!r}" if bpda_layer else "everything before the first layer"
+    for loss, label in (("ce", "cross-entropy"), ("cw", "margin loss")):
+        runner.run(f"bpda_pgd{k}_{loss}", f"BPDA: PGD-{k} on the {label} with {where} "
+                   f"differentiated as the identity (straight-through)", "survivors",
+                   lambda xb, yb, g, loss=loss: attack_lib.pgd(
+                       view, xb, yb, eps, steps=k, norm=norm, loss=loss, restarts=2,
+                       generator=g))
+    targets = min(battery.multitargeted_targets or 9, 9)
+    runner.run("bpda_multitargeted", f"BPDA: MultiTargeted ({targets} targets) through the "
+               f"straight-through view", "survivors",
+               lambda xb, yb, g: attack_lib.multitargeted(view, xb, yb, eps, steps=k, norm=norm,
+                                                          restarts=targets, generator=g))
+    runner.run("bpda_apgd_ce", f"BPDA: APGD-CE ({battery.apgd_steps} iterations) through the "
+               f"straight-through view", "survivors",
+               lambda xb, yb, g: attack_lib.apgd_ce(view, xb, yb, eps, norm=norm,
+                                                    steps=battery.apgd_steps, generator=g))
+    queries = battery.escalation_queries
+    runner.run("square_escalated", f"Square Attack (black-box, original code), {queries} "
+               f"queries (AutoAttack's budget): gradients were unusable", "survivors",
+               lambda xb, yb, g: attack_lib.square(model, xb, yb, eps, norm=norm,
+                                                   n_queries=queries, generator=g))
+
+
+def _both_accuracy(ce_row, margin_row, clean) -> float | None:
+    if ce_row.error or margin_row.error:
+        return None
+    both = [bool(c) and a is not False and b is not False
+            for c, a, b in zip(clean.tolist(), ce_row.correct, margin_row.correct)]
+    return sum(both) / len(both)
+
+
+def _sweep_point(runner, main, k, at_eps, ce_attack, margin_attack) -> AttackRow:
+    """PGD-k on cross-entropy and on the margin at ``at_eps``, merged per example (broken by
+    either), so saturated logits the margin attack breaks do not look like an attack failure."""
+    ce = runner.run(f"{main}@{at_eps:g}", f"PGD-{k} at ε = {at_eps:g}", "all", ce_attack,
+                    update=False)
+    margin = runner.run(f"{main}_margin@{at_eps:g}", f"PGD-{k} margin at ε = {at_eps:g}", "all",
+                        margin_attack, update=False)
+    merged = [None if a is None and b is None else (a is not False and b is not False)
+              for a, b in zip(ce.correct, margin.correct)]
+    error = ce.error if ce.error and margin.error else None
+    return AttackRow(f"{main}@{at_eps:g}", f"PGD-{k} (cross-entropy and margin) at ε = {at_eps:g}",
+                     "all", merged, ce.seconds + margin.seconds, error)

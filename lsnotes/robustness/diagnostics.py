@@ -74,12 +74,14 @@ def gradient_masking_diagnostics(model, x, y, eps, *, source_model=None, large_e
     near_zero = number_in("near_zero", near_zero, 0, 1)
     y, seed, batch_size = _check_run(model, source_model, x, y, seed, batch_size, progress)
 
+    clean = _correct(model, x, y, batch_size)
+
     def acc(name, at_eps=eps, **overrides):
         x_adv = _attack_batched(name, model, x, y, at_eps, seed=seed, batch_size=batch_size,
                                 overrides=overrides, progress=progress)
-        return _correct(model, x_adv, y, batch_size).float().mean().item()
+        return _correct(model, x_adv, y, batch_size, clean).float().mean().item()
 
-    accs = {"clean": _correct(model, x, y, batch_size).float().mean().item(),
+    accs = {"clean": clean.float().mean().item(),
             "fgsm": acc("fgsm"), "pgd10": acc("pgd10"), "pgd20": acc("pgd20"),
             "pgd40": acc("pgd40"), "pgd_cw": acc("pgd_cw"),
             f"pgd20 x{restarts} restarts": acc("pgd20", restarts=restarts),
@@ -107,7 +109,7 @@ def gradient_masking_diagnostics(model, x, y, eps, *, source_model=None, large_e
     if source_model is not None:
         x_adv = _attack_batched("pgd20", source_model, x, y, eps, seed=seed,
                                 batch_size=batch_size, overrides={}, progress=progress)
-        other["transfer"] = accs["transfer"] = _correct(model, x_adv, y, batch_size).float().mean().item()
+        other["transfer"] = accs["transfer"] = _correct(model, x_adv, y, batch_size, clean).float().mean().item()
     if black_box:
         other["square"] = accs["square"] = acc("square", n_queries=square_queries)
     if other:

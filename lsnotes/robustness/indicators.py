@@ -97,16 +97,30 @@ def _indicator(key, title, source, trip, *, fired, serious, finding, meaning, ad
 def unavailable_gradients(ev: Evidence) -> Indicator:
     if ev.cut is not None:
         trip = ev.clean.clone()
-        saturated = torch.zeros_like(trip)
+        saturated = flat = nonfinite = torch.zeros_like(trip)
         finding = (f"The loss has no gradient with respect to the input ({ev.cut}): every "
                    f"gradient-based attack was blind on all {ev.n_clean} correctly classified "
                    f"examples.")
     else:
-        trip = ev.clean & (ev.ce_norms == 0)
-        saturated = trip & (ev.margin_norms > 0)
-        finding = (f"{int(trip.sum())} of {ev.n_clean} correctly classified examples have an "
-                   f"exactly zero cross-entropy gradient at the clean input ({int(saturated.sum())}"
-                   f" of them still have a margin-loss gradient: the softmax saturates); "
+        nonfinite = ev.clean & ~torch.isfinite(ev.ce_norms)
+        trip = ev.clean & ((ev.ce_norms == 0) | nonfinite)
+        margin_slope = torch.isfinite(ev.margin_norms) & (ev.margin_norms > 0)
+        saturated = trip & ~nonfinite & margin_slope
+        flat = trip & ~nonfinite & ~margin_slope
+        causes = []
+        if saturated.any():
+            causes.append(f"{int(saturated.sum())} still have a margin-loss gradient: the softmax "
+                          f"saturates")
+        if flat.any():
+            causes.append(f"{int(flat.sum())} have no margin-loss gradient either: the model is "
+                          f"flat around them (a piecewise-constant step such as quantisation or "
+                          f"rounding, or a backward pass that returns zero)")
+        if nonfinite.any():
+            causes.append(f"{int(nonfinite.sum())} have a nan or inf gradient (a backward pass of "
+                          f"0·∞, e.g. sqrt or log at 0 in a custom layer): the attacks treat it "
+                          f"as absent and make no move")
+        finding = (f"{int(trip.sum())} of {ev.n_clean} correctly classified examples have no "
+                   f"usable cross-entropy gradient at the clean input ({'; '.join(causes)}); "
                    f"{int((trip & ev.robust).sum())} of them are counted robust after every attack.")
     fired = trip.any()
     if not fired:
@@ -134,6 +148,7 @@ def unavailable_gradients(ev: Evidence) -> Indicator:
                  "they do not move, and the example looks robust without having been tested."),
         advice=advice, n=ev.n,
         numbers={"zero_ce_gradient": int(trip.sum()), "saturated_softmax": int(saturated.sum()),
+                 "flat_model": int(flat.sum()), "nonfinite_gradient": int(nonfinite.sum()),
                  "counted_robust": int((trip & ev.robust).sum()), "graph_cut": ev.cut})
 
 
@@ -169,7 +184,8 @@ def silent_success(ev: Evidence) -> Indicator:
         trip |= silent
     fired = trip.any()
     main_acc = ev.report.accuracy(ev.main)
-    main_silent = int(runs.get(ev.main, torch.zeros_like(trip)).sum())
+    # only examples PGD-k counts as broken could be reported robust by its last iterate
+    main_silent = int((runs.get(ev.main, torch.zeros_like(trip)) & ev.broken_by(ev.main)).sum())
     per_run = ", ".join(f"{name}: {int(s.sum())}" for name, s in runs.items())
     if fired:
         finding = (f"On {int(trip.sum())} examples a PGD run passed through a misclassified point "
@@ -197,8 +213,18 @@ def incomplete_optimisation(ev: Evidence) -> Indicator:
     if main is None:
         return _skipped("incomplete_optimisation", "Incomplete optimisation", PINTOR, ev,
                         f"PGD-{ev.k} did not run")
+    if ev.cut is not None:
+        return _skipped("incomplete_optimisation", "Incomplete optimisation", PINTOR, ev,
+                        f"PGD-{ev.k} had no gradient to follow ({ev.cut}): a flat loss is no "
+                        f"sign of convergence (see Unavailable gradients)")
+    blind = ev.clean & ((ev.ce_norms == 0) | ~torch.isfinite(ev.ce_norms))
     trip = ev.clean & main["ran"] & ~main["broken"] & main["rising"]
     failed = int((ev.clean & main["ran"] & ~main["broken"]).sum())
+    if failed and int((blind & main["ran"] & ~main["broken"]).sum()) == failed:
+        return _skipped("incomplete_optimisation", "Incomplete optimisation", PINTOR, ev,
+                        f"PGD-{ev.k} had a zero or non-finite gradient on every example it failed "
+                        f"on: a flat loss there is no sign of convergence (see Unavailable "
+                        f"gradients)")
     longer = ev.traces.get(ev.restart_row)
     if longer is not None:
         unconverged = trip & ev.robust & longer["ran"] & longer["rising"] & ~longer["broken"]
@@ -293,9 +319,10 @@ def unconstrained_failure(ev: Evidence) -> Indicator:
 # ----------------------------------------------------------------------------- the checklist
 
 def single_step_beats_iterative(ev: Evidence) -> Indicator:
-    trip = ev.clean & ev.broken_by("fgsm") & ~ev.broken_by(ev.main)
+    single = ev.report.single_step
+    trip = ev.clean & ev.broken_by(single) & ~ev.broken_by(ev.main)
     fired = trip.sum() > ev.allowed and trip.any()
-    fgsm, pgd = ev.report.accuracy("fgsm"), ev.report.accuracy(ev.main)
+    fgsm, pgd = ev.report.accuracy(single), ev.report.accuracy(ev.main)
     finding = (f"The single-step attack breaks {int(trip.sum())} examples PGD-{ev.k} does not "
                f"(accuracy {100 * fgsm:.1f} % under it, {100 * pgd:.1f} % under PGD-{ev.k}; "
                f"noise floor {ev.allowed:.1f} examples).")
@@ -437,7 +464,7 @@ def _square_check(ev: Evidence) -> Indicator:
     elif ev.has_row("autoattack") and ev.report.row("autoattack").notes:
         # all of AutoAttack: its Square ran on what its white-box parts left
         notes = ev.report.row("autoattack").notes
-        earlier = ev.broken_by("fgsm") | ev.broken_by(ev.main) | ev.broken_by(f"{ev.main}_margin")
+        earlier = ev.broken_by(ev.report.single_step) | ev.broken_by(ev.main) | ev.broken_by(f"{ev.main}_margin")
         missed = ev.clean & ~earlier & torch.tensor(
             [n is None or n == "square" for n in notes], device=ev.clean.device)
         trip = missed & torch.tensor([n == "square" for n in notes], device=ev.clean.device)

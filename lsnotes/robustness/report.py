@@ -36,6 +36,15 @@ class AttackRow:
     seconds: float
     error: str | None = None
     notes: list | None = None    # per example, e.g. which part of AutoAttack broke it
+    nonfinite_gradients: int = 0  # warnings that examples met nan/inf gradients (no move made)
+
+    @property
+    def status(self) -> str:
+        """``"failed"`` (it raised: ``error`` says why), ``"ran on survivors"`` (no accuracy of
+        its own: it only attacked what earlier attacks left) or ``"ran"``."""
+        if self.error:
+            return "failed"
+        return "ran on survivors" if self.scope != "all" else "ran"
 
     def accuracy(self, clean_correct) -> float | None:
         """Accuracy under this attack alone; None for attacks run only on survivors."""
@@ -93,6 +102,7 @@ class AuditReport:
     transfer_source: str | None
     seconds: float
     main_attack: str
+    single_step: str = "fgsm"        # the single-step row: FGSM (L∞) or FGM (L2)
 
     @property
     def n_examples(self) -> int:
@@ -144,9 +154,27 @@ class AuditReport:
         return [i for i in self.indicators + self.autoattack_checks if i.serious]
 
     @property
+    def headline(self) -> str:
+        """The number to report, worded as an upper bound while a serious indicator stands."""
+        worst = f"{100 * self.robust_acc:.1f} %"
+        if self.serious:
+            return f"robust accuracy at most {worst} (an upper bound while serious indicators stand)"
+        return f"robust accuracy {worst}"
+
+    @property
     def verdict(self) -> str:
         n_attacks = sum(1 for r in self.rows if not r.error)
         worst = f"{100 * self.robust_acc:.1f} %"
+        if any(i.key == "unstable_predictions" for i in self.serious):
+            others = "; ".join(i.title for i in self.serious if i.key != "unstable_predictions")
+            return (f"The model is random: its outputs change between calls on the same input, so "
+                    f"every number here is one draw. The per-example worst case ({worst} over "
+                    f"{n_attacks} attacks) gives each example one more draw per attack to be "
+                    f"wrong and may lie below what the model reliably resists, while attacks on a "
+                    f"noisy gradient may miss examples an averaging (EOT) attack would break: "
+                    f"neither direction is safe. Attack and score with expectation over the "
+                    f"randomness before reporting a number."
+                    + (f" Other serious indicators: {others}." if others else ""))
         if self.serious:
             titles = "; ".join(i.title for i in self.serious)
             return (f"Do not trust a single attack's number here. Robust accuracy is at most "
@@ -170,15 +198,18 @@ class AuditReport:
         """One dict per row: attack, scope, accuracy alone, newly broken, worst case so far."""
         new = self.newly_broken()
         standing = list(self.clean_correct)
+        # the clean row breaks nothing: the misclassified are counted apart, not as "broken"
         rows = [{"attack": "clean", "description": "no attack", "scope": "all",
-                 "accuracy": self.clean_acc, "newly_broken": self.n_examples - sum(standing),
+                 "accuracy": self.clean_acc, "newly_broken": None,
+                 "misclassified": self.n_examples - sum(standing),
                  "worst_case_after": self.clean_acc, "seconds": 0.0, "error": None}]
         for r in self.rows:
             standing = [s and r.correct[i] is not False for i, s in enumerate(standing)]
             rows.append({"attack": r.name, "description": r.description, "scope": r.scope,
                          "accuracy": r.accuracy(self.clean_correct), "newly_broken": new[r.name],
                          "worst_case_after": sum(standing) / self.n_examples,
-                         "seconds": round(r.seconds, 3), "error": r.error})
+                         "seconds": round(r.seconds, 3), "error": r.error, "status": r.status,
+                         "nonfinite_gradients": r.nonfinite_gradients})
         return rows
 
     def text_table(self) -> str:
@@ -187,9 +218,11 @@ class AuditReport:
                  f"{'attack':<34} {'scope':<9} {'acc %':>6} {'new':>4} {'worst %':>7} {'s':>6}"]
         for r in self.table():
             acc = "—" if r["accuracy"] is None else f"{100 * r['accuracy']:.1f}"
-            lines.append(f"{r['attack'][:34]:<34} {r['scope']:<9} {acc:>6} {r['newly_broken']:>4} "
+            new = "—" if r["newly_broken"] is None else r["newly_broken"]
+            lines.append(f"{r['attack'][:34]:<34} {r['scope']:<9} {acc:>6} {new:>4} "
                          f"{100 * r['worst_case_after']:>7.1f} {r['seconds']:>6.1f}"
                          + (f"  (failed: {r['error']})" if r["error"] else ""))
+        lines.append(f"clean accuracy {100 * self.clean_acc:.1f} %; {self.headline}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -205,6 +238,9 @@ class AuditReport:
             extra={
                 "attacks": {r.name: percent_string(r.accuracy(self.clean_correct))
                             for r in self.rows},
+                # null above means either; this says which: "ran", "ran on survivors", "failed"
+                "attack_status": {r.name: r.status for r in self.rows},
+                "attack_errors": {r.name: r.error for r in self.rows if r.error},
                 "worst_case_acc": percent_string(self.robust_acc),
                 "seconds": {r.name: round(r.seconds, 3) for r in self.rows},
                 "n_examples": self.n_examples,
@@ -216,6 +252,7 @@ class AuditReport:
                                 "worst_case": self.worst_case_correct},
                 "audit": {
                     "verdict": self.verdict,
+                    "headline": self.headline,
                     "verdicts": self.verdicts,
                     "serious": [i.key for i in self.serious],
                     "battery": asdict(self.battery),

@@ -31,6 +31,7 @@ from lsnotes.zoo.schedule import is_cached, PlanEntry
 from lsnotes import cache, data
 from lsnotes.robustness import evaluate
 from lsnotes import train as train_lib
+from lsnotes.train_config import TRAIN_CODE_VERSION
 
 
 # ------------------------------------------------------------------------------ Ray
@@ -103,8 +104,8 @@ def train_one_remote(config_dict: dict, eval_robust: bool, keep_best: bool, keep
     """The body of one Ray task: train one model, checkpointing through ``keeper``; returns its key."""
     import ray
 
-    if train_lib.TRAIN_CODE_VERSION != code_version:
-        raise RuntimeError(f"this worker's lsnotes trains code version {train_lib.TRAIN_CODE_VERSION}, "
+    if TRAIN_CODE_VERSION != code_version:
+        raise RuntimeError(f"this worker's lsnotes trains code version {TRAIN_CODE_VERSION}, "
                            f"the driver's {code_version}: install the same lsnotes on every node")
     gpus = ray.get_runtime_context().get_accelerator_ids().get("GPU", [])
     device = "cuda" if gpus and torch.cuda.is_available() else "cpu"
@@ -209,7 +210,7 @@ def train_ray(entries: list[PlanEntry], address: str | None = None, cache_dir=No
             locks.append(lock)
             r = entry.request
             ref = task.remote(r.config.to_dict(), r.eval_robust, r.keep_best, keeper,
-                              train_lib.TRAIN_CODE_VERSION, cpus_per_model, on_epoch_end)
+                              TRAIN_CODE_VERSION, cpus_per_model, on_epoch_end)
             pending[ref] = (entry, lock)
         models = tqdm(total=len(pending), desc="models", unit="model", disable=not progress)
         epoch_bars: dict[str, Any] = {}

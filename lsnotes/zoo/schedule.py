@@ -30,7 +30,7 @@ TRAIN_IMAGES = {"mnist": 60_000, "fashion-mnist": 60_000, "cifar10": 50_000, "ci
 #: GPU. A stated assumption, not a measurement: the plan says which basis it used.
 ASSUMED_TFLOPS = 40.0
 
-#: The held-out monitor's PGD steps (:func:`lsnotes.train.robust_accuracy`).
+#: The held-out monitor's PGD steps (:func:`lsnotes.metrics.robust_accuracy`).
 MONITOR_STEPS = 10
 
 

@@ -1,0 +1,111 @@
+"""Deliberately broken defences: the audit never crashes on them, names the real cause, and its
+worst case lands near the straight-through (BPDA) bound; a sound model is not accused."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from lsnotes import attacks, robustness
+from lsnotes.robustness import Battery
+from audit_models import BadGradient, Noisy, NoGrad, NumpyForward
+from tiny_models import blobs, trained_linear
+
+EPS = 0.15
+TINY = Battery("tiny", pgd_steps=10, restarts=1, restart_steps=10, multitargeted_targets=2,
+               odi_restarts=1, apgd_steps=10, square_queries=50, escalation_queries=300,
+               sweep=(2.0,), repeats=2)
+
+
+class Quantise(nn.Module):
+    """Rounds pixels to 4 levels: a zero gradient almost everywhere."""
+
+    def forward(self, x):
+        return torch.round(x * 3) / 3
+
+
+class StraightQuantise(nn.Module):
+    """The same forward, differentiated as the identity: the BPDA reference."""
+
+    def forward(self, x):
+        return x + (torch.round(x * 3) / 3 - x).detach()
+
+
+@pytest.fixture(scope="module")
+def setting():
+    torch.manual_seed(0)
+    base = trained_linear()
+    x, y = blobs(48, seed=5)
+    reference = robustness.audit(base, x, y, EPS, battery=TINY)
+    return base, x, y, reference
+
+
+def run(model, x, y, **kwargs):
+    return robustness.audit(model, x, y, EPS, battery=TINY, **kwargs)
+
+
+@pytest.mark.parametrize("make", [NumpyForward, lambda m: BadGradient(m, math.nan),
+                                  lambda m: BadGradient(m, math.inf),
+                                  lambda m: BadGradient(m, 0.0)],
+                         ids=["numpy", "nan", "inf", "zero"])
+def test_a_sound_model_behind_unusable_gradients_is_flagged_and_still_broken(make, setting):
+    base, x, y, reference = setting
+    report = run(make(base), x, y)
+    ind = report.indicator("unavailable_gradients")
+    assert ind.serious, ind.finding
+    assert "softmax saturates" not in ind.finding
+    assert report.clean_acc == reference.clean_acc
+    # the forward pass is the sound model's: the escalation must come within 2 points of it
+    assert report.robust_acc <= reference.robust_acc + 0.02 + 1e-9, report.text_table()
+    assert any(r.name.startswith("bpda_") and not r.error for r in report.rows)
+    assert report.indicator("incomplete_optimisation").status == "skipped"
+    assert "at most" in report.headline
+
+
+def test_nan_gradients_are_named_as_such(setting):
+    base, x, y, _ = setting
+    ind = run(BadGradient(base, math.nan), x, y).indicator("unavailable_gradients")
+    assert ind.numbers["nonfinite_gradient"] > 0 and "nan or inf" in ind.finding
+
+
+def test_quantised_input_is_a_flat_model_and_lands_near_the_bpda_bound(setting):
+    base, x, y, _ = setting
+    model = nn.Sequential(Quantise(), base)
+    report = run(model, x, y)
+    ind = report.indicator("unavailable_gradients")
+    assert ind.fired and ind.numbers["flat_model"] > 0 and "flat" in ind.finding
+    bpda = nn.Sequential(StraightQuantise(), base)
+    clean = attacks.predict(model, x) == y
+    bound = 1.0
+    for loss in ("ce", "cw"):
+        x_adv = attacks.pgd(bpda, x, y, EPS, steps=20, loss=loss, restarts=2)
+        bound = min(bound, float(((attacks.predict(model, x_adv) == y) & clean).float().mean()))
+    assert report.robust_acc <= bound + 0.02 + 1e-9, (report.robust_acc, bound)
+
+
+def test_a_graph_cut_inside_the_model_never_crashes_the_audit(setting):
+    base, x, y, _ = setting
+    report = run(NoGrad(base), x, y)
+    assert report.indicator("unavailable_gradients").serious
+    assert any(r.name == "square_escalated" and not r.error for r in report.rows)
+
+
+def test_a_random_model_gets_the_random_verdict(setting):
+    base, x, y, _ = setting
+    report = run(Noisy(base, scale=2.0), x, y)
+    assert report.indicator("unstable_predictions").serious
+    assert "random" in report.verdict and "may be lower" not in report.verdict
+    silent = report.indicator("silent_success")
+    if silent.fired:  # a last-iterate figure can never exceed the clean accuracy
+        reported = float(silent.finding.split("would report ")[1].split(" %")[0])
+        assert reported <= 100 * report.clean_acc + 1e-9
+
+
+def test_the_sound_model_is_not_accused(setting):
+    _, _, _, reference = setting
+    assert reference.serious == [], reference.verdicts
+    assert "at most" not in reference.headline
+    assert reference.to_dict()["extra"]["audit"]["table"][0]["newly_broken"] is None
