@@ -93,11 +93,59 @@ def test_a_graph_cut_inside_the_model_never_crashes_the_audit(setting):
     assert any(r.name == "square_escalated" and not r.error for r in report.rows)
 
 
+class InputNoise(nn.Module):
+    """Gaussian noise on the input pixels on every call (a randomised-smoothing-like defence)."""
+
+    def __init__(self, model, scale: float, seed: int = 0):
+        super().__init__()
+        self.model, self.scale = model, scale
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, x):
+        noise = torch.randn(x.shape, generator=self.generator).to(x.device)
+        return self.model((x + self.scale * noise).clamp(0, 1))
+
+
+def expected_correct(model, x, y, draws=robustness.Battery("eot").eot_draws):
+    """The audit's rule for a random model: the class of the highest mean probability."""
+    with torch.no_grad():
+        mean = sum(model(x).softmax(1) for _ in range(draws)) / draws
+    return mean.argmax(1) == y
+
+
+RANDOM = {"logit noise": lambda m: Noisy(m, scale=3.0),
+          "input noise": lambda m: InputNoise(m, scale=1.0)}
+
+
+@pytest.mark.parametrize("kind", list(RANDOM))
+def test_noise_alone_does_not_lower_robust_accuracy(kind, setting):
+    base, x, y, _ = setting
+    report = robustness.audit(RANDOM[kind](base), x, y, 1e-4, battery=TINY)
+    assert report.randomised and report.to_dict()["number_forward_passes"] > 1
+    # at a budget too small to matter, every attack's example is scored like the clean input
+    assert report.robust_acc >= report.clean_acc - 1 / len(x) - 1e-9, report.text_table()
+    assert abs(report.clean_acc - float(expected_correct(RANDOM[kind](base), x, y)
+                                        .float().mean())) <= 2 / len(x) + 1e-9
+
+
+@pytest.mark.parametrize("kind", list(RANDOM))
+def test_a_random_model_lands_near_autoattack_rand(kind, setting):
+    base, x, y, _ = setting
+    model = RANDOM[kind](base)
+    report = run(model, x, y)
+    x_adv, _ = attacks.autoattack(model, x, y, EPS, version="rand", generator=torch.Generator())
+    clean = torch.tensor(report.clean_correct)
+    reference = float((expected_correct(model, x_adv, y) & clean).float().mean())
+    assert report.robust_acc <= reference + 1 / len(x) + 1e-9, (report.robust_acc, reference)
+
+
 def test_a_random_model_gets_the_random_verdict(setting):
     base, x, y, _ = setting
     report = run(Noisy(base, scale=2.0), x, y)
     assert report.indicator("unstable_predictions").serious
-    assert "random" in report.verdict and "may be lower" not in report.verdict
+    assert "random" in report.verdict and "averaged over 32" in report.verdict
+    assert "at most" in report.verdict and "at most" in report.headline
+    assert report.to_dict()["extra"]["audit"]["eot_rule"] == report.eot_rule
     silent = report.indicator("silent_success")
     if silent.fired:  # a last-iterate figure can never exceed the clean accuracy
         reported = float(silent.finding.split("would report ")[1].split(" %")[0])

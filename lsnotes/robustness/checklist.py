@@ -31,7 +31,9 @@ import torch
 from tqdm.auto import tqdm
 
 from lsnotes import attacks as attack_lib
-from lsnotes.robustness.indicators import Evidence, autoattack_checks, indicators
+from lsnotes.robustness.eot import GRADIENT_DRAWS, SCORE_DRAWS, ExpectedModel, is_random
+from lsnotes.robustness.indicators import (RANDOMNESS_ALPHA, Evidence, autoattack_checks,
+                                           indicators)
 from lsnotes.robustness.pgd_trace import NORMS, PGDTrace, traced_pgd  # noqa: F401 - public
 from lsnotes.robustness.report import AttackRow, AuditReport
 from lsnotes.checks import choice, number_in, positive_int
@@ -55,10 +57,13 @@ class Battery:
     sweep: tuple[float, ...] = (0.5, 2.0)   # multiples of ε (besides ε and the unconstrained ε)
     repeats: int = 3                  # forward passes per input for the randomness check
     escalation_queries: int = 5000    # Square on the survivors when gradients are unusable (AutoAttack's)
+    eot_draws: int = SCORE_DRAWS      # random model: forward passes averaged per prediction
+    eot_gradient_draws: int = GRADIENT_DRAWS  # random model: forward passes per attack gradient
 
     def __post_init__(self):
         for name in ("pgd_steps", "restarts", "restart_steps", "odi_restarts", "apgd_steps",
-                     "square_queries", "repeats", "escalation_queries"):
+                     "square_queries", "repeats", "escalation_queries", "eot_draws",
+                     "eot_gradient_draws"):
             positive_int(f"Battery.{name}", getattr(self, name))
         for name in ("pgd_step_factor", "restart_step_factor"):
             number_in(f"Battery.{name}", getattr(self, name), 0, 1e3, low_open=True)
@@ -98,6 +103,10 @@ class _Runner:
         self.rows: list[AttackRow] = []
         self.traces: dict[str, dict] = {}   # name -> per-example silent / rising / ran
         self.bar = tqdm(total=stages, desc="audit", disable=not progress, leave=False)
+        # a random model: each example's strongest adversarial example so far (lowest mean
+        # probability of its label), rescored with fresh draws at the end (see rescore_random)
+        self.strongest = x.clone()
+        self.lowest = torch.full((len(x),), math.inf, device=x.device)
 
     def row(self, name: str) -> AttackRow:
         return next(r for r in self.rows if r.name == name)
@@ -108,7 +117,31 @@ class _Runner:
     def done(self):
         self.bar.update(1)
 
-    def _attack(self, name, fn, idx):
+    def _keep_strongest(self, chunk, x_adv, logits):
+        prob = logits.softmax(1).gather(1, self.y[chunk][:, None]).squeeze(1)
+        better = prob < self.lowest[chunk]
+        self.strongest[chunk[better]] = x_adv[better]
+        self.lowest[chunk[better]] = prob[better]
+
+    def rescore_random(self, draws: int):
+        """The worst case of a random model: each example's strongest adversarial example,
+        scored once more with fresh draws, so no example gets one extra noisy chance per attack
+        to be wrong."""
+        self.step("EOT rescoring")
+        idx = self.clean.nonzero().flatten()
+        correct: list = [None] * len(self.x)
+        for chunk in idx.split(self.batch_size):
+            right = _predict(self.model, self.strongest[chunk], self.batch_size).argmax(1) \
+                == self.y[chunk]
+            for i, c in zip(chunk.tolist(), right.tolist()):
+                correct[i] = c
+        self.rows.append(AttackRow(
+            "eot_rescored", f"each example's strongest adversarial example above (lowest mean "
+            f"probability of its label), scored over {draws} fresh forward passes", "all",
+            correct, 0.0))
+        self.done()
+
+    def _attack(self, name, fn, idx, keep=False):
         """Per example of ``idx``: correct after ``fn``'s attack, plus traces when it is PGD."""
         generator = audit_generator(name, self.seed)
         correct, trace_parts, notes = [], [], []
@@ -128,7 +161,10 @@ class _Runner:
             elif isinstance(result, tuple):  # (x_adv, per-example note), e.g. AutoAttack's part
                 result, note = result
                 notes += list(note)
-            correct.append(_predict(self.model, result, self.batch_size).argmax(1) == self.y[chunk])
+            logits = _predict(self.model, result, self.batch_size)
+            if keep:
+                self._keep_strongest(chunk, result, logits)
+            correct.append(logits.argmax(1) == self.y[chunk])
         return torch.cat(correct), trace_parts, notes
 
     def run(self, name, description, scope, fn, *, examples=None, update=True):
@@ -143,7 +179,7 @@ class _Runner:
         started = time.perf_counter()
         if idx.numel():
             try:
-                ok, parts, notes = self._attack(name, fn, idx)
+                ok, parts, notes = self._attack(name, fn, idx, keep=update)
             except (RuntimeError, ValueError, TypeError) as err:  # e.g. no gradient at all
                 error = _first_line(err)
             else:
@@ -226,7 +262,13 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     attack_lib.check_fits(model, x, y)   # dtype, device and labels against the model
     started = time.perf_counter()
 
-    logits = _predict(model, x, batch_size)
+    # a random model is scored and attacked through its expected prediction (EOT)
+    spread, flips = _output_spread(model, x, max(2, battery.repeats), batch_size)
+    raw_model = model
+    randomised = is_random(spread, flips, RANDOMNESS_ALPHA)
+    scorer = ExpectedModel(model, battery.eot_draws) if randomised else model
+    model = ExpectedModel(model, battery.eot_gradient_draws) if randomised else model
+    logits = _predict(scorer, x, batch_size)
     if not torch.isfinite(logits).all():
         raise ValueError("the model returns non-finite outputs (nan or inf) on some of the inputs")
     n_classes = logits.shape[1]
@@ -238,7 +280,7 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     main, margin_row = f"pgd{k}", f"pgd{k}_margin"
     sweep = sorted({round(m * eps, 6) for m in battery.sweep if 0 < m * eps < big_eps} - {eps})
     stages = 9 + (source_model is not None) + 2 * (len(sweep) + 1) + 5
-    runner = _Runner(model, x, y, clean, seed, batch_size, progress, stages)
+    runner = _Runner(scorer, x, y, clean, seed, batch_size, progress, stages)
 
     def pgd(at_eps, steps, factor, loss="ce", restarts=1):
         return lambda xb, yb, g: traced_pgd(model, xb, yb, at_eps, steps=steps, norm=norm,
@@ -247,12 +289,11 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
 
     # ---- checks on the model itself (no attack)
     runner.step("gradients and randomness")
-    ce_norms, cut = _input_gradient_norms(model, x, y, "ce", batch_size)
+    ce_norms, cut = _input_gradient_norms(raw_model, x, y, "ce", batch_size)
     ce_norms = None if cut else ce_norms
-    margin_norms, _ = _input_gradient_norms(model, x, y, "cw", batch_size)
-    spread, flips = _output_spread(model, x, max(2, battery.repeats), batch_size)
-    with attack_lib.frozen_model(model):
-        autograd_calls = _autograd_calls_in_forward(model, x[:2])
+    margin_norms, _ = _input_gradient_norms(raw_model, x, y, "cw", batch_size)
+    with attack_lib.frozen_model(raw_model):
+        autograd_calls = _autograd_calls_in_forward(raw_model, x[:2])
     runner.done()
 
     # ---- the white-box battery: cheap attacks on every example, stronger ones on survivors
@@ -312,7 +353,11 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     # ---- gradients unusable where examples still stand: attacks that do not need them
     blind = _blind_examples(cut, ce_norms, clean, runner)
     if (blind & runner.standing).any():
-        _escalate(runner, model, eps, norm, k, battery, bpda_layer)
+        _escalate(runner, raw_model, eps, norm, k, battery, bpda_layer,
+                  expect=battery.eot_gradient_draws if randomised else None)
+
+    if randomised:
+        runner.rescore_random(battery.eot_draws)
 
     # ---- the ε sweep, up to an ε that allows any image: CE and margin PGD, per-example worst
     sweep_acc = {0.0: clean.float().mean().item(),
@@ -331,7 +376,9 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
         labels=y.tolist(), clean_correct=clean.tolist(), rows=runner.rows,
         eps_sweep=dict(sorted(sweep_acc.items())), unconstrained_eps=big_eps, indicators=[],
         autoattack_checks=[], transfer_source=source_name if source_model is not None else None,
-        seconds=0.0, main_attack=main, single_step=single_row)
+        seconds=0.0, main_attack=main, single_step=single_row,
+        forward_passes=battery.eot_draws if randomised else 1,
+        gradient_draws=battery.eot_gradient_draws if randomised else 1)
     evidence = Evidence(report=report, traces=runner.traces, ce_norms=ce_norms, cut=cut,
                         margin_norms=margin_norms, spread=spread, flips=flips,
                         repeats=max(2, battery.repeats), outputs=logits,
@@ -379,13 +426,15 @@ def _blind_examples(cut, ce_norms, clean, runner) -> torch.Tensor:
     return clean & ((ce_norms == 0) | ~torch.isfinite(ce_norms))
 
 
-def _escalate(runner, model, eps, norm, k, battery, bpda_layer):
+def _escalate(runner, model, eps, norm, k, battery, bpda_layer, expect=None):
     """BPDA PGD (cross-entropy and margin) and Square with AutoAttack's query budget, on the
-    examples every earlier attack left standing."""
+    examples every earlier attack left standing. ``expect``: a random model's gradient draws."""
     from lsnotes.robustness.bpda import StraightThroughInput, StraightThroughLayer
 
     view = (StraightThroughLayer(model, bpda_layer) if bpda_layer is not None
             else StraightThroughInput(model))
+    if expect is not None:
+        view, model = ExpectedModel(view, expect), ExpectedModel(model, expect)
     where = f"the layer {bpda_layer!r}" if bpda_layer else "everything before the first layer"
     for loss, label in (("ce", "cross-entropy"), ("cw", "margin loss")):
         runner.run(f"bpda_pgd{k}_{loss}", f"BPDA: PGD-{k} on the {label} with {where} "
