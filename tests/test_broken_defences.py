@@ -157,3 +157,30 @@ def test_the_sound_model_is_not_accused(setting):
     assert reference.serious == [], reference.verdicts
     assert "at most" not in reference.headline
     assert reference.to_dict()["extra"]["audit"]["table"][0]["newly_broken"] is None
+
+
+def adversarially_trained_mlp(eps: float, steps: int = 150, seed: int = 0) -> nn.Module:
+    """A small ReLU network trained on PGD-5 examples of the blobs: sound, non-linear."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(36, 64), nn.ReLU(), nn.Linear(64, 10))
+    x, y = blobs(512, seed=1 + seed)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        x_adv = attacks.pgd(model.eval(), x, y, eps, steps=5, generator=generator)
+        loss = nn.functional.cross_entropy(model.train()(x_adv), y)
+        with torch.no_grad():
+            for p, g in zip(model.parameters(), torch.autograd.grad(loss, model.parameters())):
+                p -= 0.3 * g
+    return model.eval()
+
+
+def test_the_quick_audit_is_never_above_autoattack_on_a_sound_model():
+    model = adversarially_trained_mlp(0.15)
+    x, y = blobs(100, seed=7)
+    report = robustness.audit(model, x, y, 0.2, quick=True)
+    assert not report.row("apgd_t").error
+    x_adv, _ = attacks.autoattack(model, x, y, 0.2, generator=torch.Generator().manual_seed(0))
+    reference = float((attacks.predict(model, x_adv) == y).float().mean())
+    assert report.robust_acc <= reference + 1 / len(x) + 1e-9, (report.robust_acc, reference)
+    info = report.to_dict()
+    assert info["autoattack_acc"] is None and "apgd_t" in info["extra"]["audit"]["autoattack_acc_note"]

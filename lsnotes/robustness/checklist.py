@@ -279,7 +279,7 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     k = battery.pgd_steps
     main, margin_row = f"pgd{k}", f"pgd{k}_margin"
     sweep = sorted({round(m * eps, 6) for m in battery.sweep if 0 < m * eps < big_eps} - {eps})
-    stages = 9 + (source_model is not None) + 2 * (len(sweep) + 1) + 5
+    stages = 11 + (source_model is not None) + 2 * (len(sweep) + 1) + 5
     runner = _Runner(scorer, x, y, clean, seed, batch_size, progress, stages)
 
     def pgd(at_eps, steps, factor, loss="ce", restarts=1):
@@ -330,6 +330,7 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
                    f"adaptive step", "survivors",
                    lambda xb, yb, g: attack_lib.apgd_ce(model, xb, yb, eps, norm=norm,
                                                         steps=battery.apgd_steps, generator=g))
+        _targeted_apgd(runner, model, eps, norm, n_classes, batch_size)
     white_box_standing = runner.standing.clone()
 
     # ---- attacks that do not use the model's gradients, on what the white-box ones left
@@ -414,6 +415,22 @@ def _autoattack(model, eps, norm, parts, batch_size):
                                      attacks_to_run=None if standard else parts,
                                      generator=generator, batch_size=batch_size)
     return fn
+
+
+def _targeted_apgd(runner, model, eps, norm, n_classes, batch_size):
+    """AutoAttack's targeted APGD (DLR towards each of up to 9 other classes, 100 iterations;
+    untargeted APGD-DLR for 3 classes) on the survivors: what the standard cascade adds to
+    APGD-CE, so the worst case does not stay above AutoAttack's."""
+    part = "apgd-t" if n_classes >= 4 else "apgd-dlr" if n_classes == 3 else None
+    if part is None:  # DLR needs three classes
+        return
+    what = (f"targeted DLR towards each of the {min(9, n_classes - 1)} most likely other classes"
+            if part == "apgd-t" else "the DLR loss")
+    runner.run(part.replace("-", "_"), f"{part.upper()} (AutoAttack's code): 100 iterations on "
+               f"{what}", "survivors",
+               lambda xb, yb, g: attack_lib.autoattack(model, xb, yb, eps, norm=norm,
+                                                       version="custom", attacks_to_run=[part],
+                                                       generator=g, batch_size=batch_size))
 
 
 # ----------------------------------------------------------------------------- escalation, sweep

@@ -132,6 +132,17 @@ class AuditReport:
         return row.accuracy(self.clean_correct) if row is not None else None
 
     @property
+    def autoattack_note(self) -> str | None:
+        """Why ``autoattack_acc`` is null, and which of AutoAttack's attacks ran instead."""
+        if self.autoattack_acc is not None:
+            return None
+        parts = [r.name for r in self.rows if r.name in ("apgd_ce", "apgd_t", "apgd_dlr",
+                                                         "square") and not r.error]
+        return (f"null: this battery ran only part of AutoAttack ({', '.join(parts) or 'none'}), "
+                f"and only on the examples earlier attacks left standing, so there is no "
+                f"accuracy under AutoAttack alone; worst_case_acc counts what they found")
+
+    @property
     def worst_case_correct(self) -> list:
         """Correct on the clean input and under every attack that ran on it; for a random model,
         correct on the clean input and on its strongest adversarial example rescored with fresh
@@ -289,6 +300,7 @@ class AuditReport:
                     "serious_when": SERIOUS_WHEN,
                     "seconds_total": round(self.seconds, 3),
                     "eot_rule": self.eot_rule or None,
+                    "autoattack_acc_note": self.autoattack_note,
                     "gradient_draws": self.gradient_draws,
                 },
             })
