@@ -87,10 +87,61 @@ def test_quantised_input_is_a_flat_model_and_lands_near_the_bpda_bound(setting):
 
 
 def test_a_graph_cut_inside_the_model_never_crashes_the_audit(setting):
-    base, x, y, _ = setting
+    base, x, y, reference = setting
     report = run(NoGrad(base), x, y)
     assert report.indicator("unavailable_gradients").serious
     assert any(r.name == "square_escalated" and not r.error for r in report.rows)
+    assert report.robust_acc <= reference.robust_acc + 0.02 + 1e-9, report.text_table()
+
+
+def with_hidden_identity(base: nn.Module) -> nn.Sequential:
+    """``base`` (flatten, linear) with a 36-unit hidden layer that computes the identity on
+    [0, 1] in front of its linear layer: the same function, one layer deeper."""
+    hidden = nn.Linear(36, 36)
+    with torch.no_grad():
+        hidden.weight.copy_(torch.eye(36))
+        hidden.bias.zero_()
+    return nn.Sequential(nn.Flatten(), hidden, nn.ReLU(), base[1]).eval()
+
+
+class CutAfterHidden(nn.Module):
+    """A graph cut between two layers: ``detach`` after the hidden layer, or the hidden layer
+    run under ``torch.no_grad()``, or a pooling step that halves the values, then ``detach``."""
+
+    def __init__(self, deep: nn.Sequential, how: str):
+        super().__init__()
+        self.deep, self.how = deep, how
+        self.head = nn.Linear(18, 10) if how == "pool" else deep[3]
+
+    def forward(self, x):
+        flat = self.deep[0](x)
+        if self.how == "no_grad":
+            with torch.no_grad():
+                hidden = self.deep[1](flat)
+        else:
+            hidden = self.deep[1](flat).detach() if self.how == "detach" else self.deep[1](flat)
+        hidden = self.deep[2](hidden)
+        if self.how == "pool":
+            hidden = nn.functional.avg_pool1d(hidden[:, None], 2)[:, 0].detach()
+        return self.head(hidden)
+
+
+@pytest.mark.parametrize("how", ["detach", "no_grad"])
+def test_a_cut_between_layers_is_bridged_and_lands_near_the_uncut_model(how, setting):
+    base, x, y, reference = setting
+    report = run(CutAfterHidden(with_hidden_identity(base), how), x, y)
+    assert report.indicator("unavailable_gradients").serious
+    assert report.escalation_note is None
+    # the forward pass is the sound model's: the bridged BPDA attacks find what it finds
+    assert report.robust_acc <= reference.robust_acc + 0.02 + 1e-9, report.text_table()
+
+
+def test_a_cut_the_audit_cannot_bridge_tells_the_user_what_to_do(setting):
+    base, x, y, _ = setting
+    report = run(CutAfterHidden(with_hidden_identity(base), "pool"), x, y)
+    assert report.indicator("unavailable_gradients").serious
+    assert "--bpda-layer" in report.verdict and "--source-model" in report.verdict
+    assert report.to_dict()["extra"]["audit"]["escalation_note"] == report.escalation_note
 
 
 class InputNoise(nn.Module):

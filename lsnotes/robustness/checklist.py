@@ -99,6 +99,7 @@ class _Runner:
     def __init__(self, model, x, y, clean, seed, batch_size, progress, stages):
         self.model, self.x, self.y, self.seed, self.batch_size = model, x, y, seed, batch_size
         self.clean = clean
+        self.escalation_note: str | None = None  # what the user must do for BPDA to work
         self.standing = clean.clone()       # correct so far under every attack at ε
         self.rows: list[AttackRow] = []
         self.traces: dict[str, dict] = {}   # name -> per-example silent / rising / ran
@@ -378,6 +379,7 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
         eps_sweep=dict(sorted(sweep_acc.items())), unconstrained_eps=big_eps, indicators=[],
         autoattack_checks=[], transfer_source=source_name if source_model is not None else None,
         seconds=0.0, main_attack=main, single_step=single_row,
+        escalation_note=runner.escalation_note,
         forward_passes=battery.eot_draws if randomised else 1,
         gradient_draws=battery.eot_gradient_draws if randomised else 1)
     evidence = Evidence(report=report, traces=runner.traces, ce_norms=ce_norms, cut=cut,
@@ -446,10 +448,13 @@ def _blind_examples(cut, ce_norms, clean, runner) -> torch.Tensor:
 def _escalate(runner, model, eps, norm, k, battery, bpda_layer, expect=None):
     """BPDA PGD (cross-entropy and margin) and Square with AutoAttack's query budget, on the
     examples every earlier attack left standing. ``expect``: a random model's gradient draws."""
-    from lsnotes.robustness.bpda import StraightThroughInput, StraightThroughLayer
+    from lsnotes.robustness.bpda import (StraightThroughInput, StraightThroughLayer, cut_modules,
+                                         unreached)
 
     view = (StraightThroughLayer(model, bpda_layer) if bpda_layer is not None
             else StraightThroughInput(model))
+    if unreached(view, runner.x[:8]):
+        runner.escalation_note = _name_the_layer(cut_modules(model, runner.x[:8]), bpda_layer)
     if expect is not None:
         view, model = ExpectedModel(view, expect), ExpectedModel(model, expect)
     where = f"the layer {bpda_layer!r}" if bpda_layer else "everything before the first layer"
@@ -473,6 +478,19 @@ def _escalate(runner, model, eps, norm, k, battery, bpda_layer, expect=None):
                f"queries (AutoAttack's budget): gradients were unusable", "survivors",
                lambda xb, yb, g: attack_lib.square(model, xb, yb, eps, norm=norm,
                                                    n_queries=queries, generator=g))
+
+
+def _name_the_layer(candidates, bpda_layer) -> str:
+    """What the user must do when the straight-through view still has no gradient."""
+    tried = (f"the layer {bpda_layer!r} as the identity" if bpda_layer else
+             "every cut it could bridge (same number of values per example)")
+    found = (f" Submodules whose output has no gradient though their input has: "
+             f"{', '.join(candidates)}." if candidates else "")
+    return (f"The straight-through (BPDA) view still has no input gradient after treating {tried}."
+            f"{found} Name the non-differentiable layer that maps a tensor to one of the same shape "
+            f"with --bpda-layer NAME (Python: audit(..., bpda_layer=NAME)), or give a "
+            f"differentiable copy of the model as --source-model to transfer from; until then the "
+            f"escalation rests on Square alone.")
 
 
 def _both_accuracy(ce_row, margin_row, clean) -> float | None:

@@ -104,6 +104,7 @@ class AuditReport:
     seconds: float
     main_attack: str
     single_step: str = "fgsm"        # the single-step row: FGSM (L∞) or FGM (L2)
+    escalation_note: str | None = None  # the BPDA view found no gradient: what to do
     forward_passes: int = 1          # per prediction: > 1 for a random model scored by EOT
     gradient_draws: int = 1          # per attack gradient: > 1 for a random model (EOT)
 
@@ -198,7 +199,8 @@ class AuditReport:
             titles = "; ".join(i.title for i in self.serious)
             return (f"Do not trust a single attack's number here. Robust accuracy is at most "
                     f"{worst} (per-example worst case over {n_attacks} attacks) and may be lower: "
-                    f"serious indicators of attack failure: {titles}.")
+                    f"serious indicators of attack failure: {titles}."
+                    + (f" {self.escalation_note}" if self.escalation_note else ""))
         warned = [i.title for i in self.indicators + self.autoattack_checks if i.fired]
         return (f"No serious indicator of attack failure. Robust accuracy {worst} (per-example "
                 f"worst case over {n_attacks} attacks) is this battery's best estimate: an upper "
@@ -301,6 +303,7 @@ class AuditReport:
                     "seconds_total": round(self.seconds, 3),
                     "eot_rule": self.eot_rule or None,
                     "autoattack_acc_note": self.autoattack_note,
+                    "escalation_note": self.escalation_note,
                     "gradient_draws": self.gradient_draws,
                 },
             })
