@@ -87,17 +87,116 @@ def test_quantised_input_is_a_flat_model_and_lands_near_the_bpda_bound(setting):
 
 
 def test_a_graph_cut_inside_the_model_never_crashes_the_audit(setting):
-    base, x, y, _ = setting
+    base, x, y, reference = setting
     report = run(NoGrad(base), x, y)
     assert report.indicator("unavailable_gradients").serious
     assert any(r.name == "square_escalated" and not r.error for r in report.rows)
+    assert report.robust_acc <= reference.robust_acc + 0.02 + 1e-9, report.text_table()
+
+
+def with_hidden_identity(base: nn.Module) -> nn.Sequential:
+    """``base`` (flatten, linear) with a 36-unit hidden layer that computes the identity on
+    [0, 1] in front of its linear layer: the same function, one layer deeper."""
+    hidden = nn.Linear(36, 36)
+    with torch.no_grad():
+        hidden.weight.copy_(torch.eye(36))
+        hidden.bias.zero_()
+    return nn.Sequential(nn.Flatten(), hidden, nn.ReLU(), base[1]).eval()
+
+
+class CutAfterHidden(nn.Module):
+    """A graph cut between two layers: ``detach`` after the hidden layer, or the hidden layer
+    run under ``torch.no_grad()``, or a pooling step that halves the values, then ``detach``."""
+
+    def __init__(self, deep: nn.Sequential, how: str):
+        super().__init__()
+        self.deep, self.how = deep, how
+        self.head = nn.Linear(18, 10) if how == "pool" else deep[3]
+
+    def forward(self, x):
+        flat = self.deep[0](x)
+        if self.how == "no_grad":
+            with torch.no_grad():
+                hidden = self.deep[1](flat)
+        else:
+            hidden = self.deep[1](flat).detach() if self.how == "detach" else self.deep[1](flat)
+        hidden = self.deep[2](hidden)
+        if self.how == "pool":
+            hidden = nn.functional.avg_pool1d(hidden[:, None], 2)[:, 0].detach()
+        return self.head(hidden)
+
+
+@pytest.mark.parametrize("how", ["detach", "no_grad"])
+def test_a_cut_between_layers_is_bridged_and_lands_near_the_uncut_model(how, setting):
+    base, x, y, reference = setting
+    report = run(CutAfterHidden(with_hidden_identity(base), how), x, y)
+    assert report.indicator("unavailable_gradients").serious
+    assert report.escalation_note is None
+    # the forward pass is the sound model's: the bridged BPDA attacks find what it finds
+    assert report.robust_acc <= reference.robust_acc + 0.02 + 1e-9, report.text_table()
+
+
+def test_a_cut_the_audit_cannot_bridge_tells_the_user_what_to_do(setting):
+    base, x, y, _ = setting
+    report = run(CutAfterHidden(with_hidden_identity(base), "pool"), x, y)
+    assert report.indicator("unavailable_gradients").serious
+    assert "--bpda-layer" in report.verdict and "--source-model" in report.verdict
+    assert report.to_dict()["extra"]["audit"]["escalation_note"] == report.escalation_note
+
+
+class InputNoise(nn.Module):
+    """Gaussian noise on the input pixels on every call (a randomised-smoothing-like defence)."""
+
+    def __init__(self, model, scale: float, seed: int = 0):
+        super().__init__()
+        self.model, self.scale = model, scale
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, x):
+        noise = torch.randn(x.shape, generator=self.generator).to(x.device)
+        return self.model((x + self.scale * noise).clamp(0, 1))
+
+
+def expected_correct(model, x, y, draws=robustness.Battery("eot").eot_draws):
+    """The audit's rule for a random model: the class of the highest mean probability."""
+    with torch.no_grad():
+        mean = sum(model(x).softmax(1) for _ in range(draws)) / draws
+    return mean.argmax(1) == y
+
+
+RANDOM = {"logit noise": lambda m: Noisy(m, scale=3.0),
+          "input noise": lambda m: InputNoise(m, scale=1.0)}
+
+
+@pytest.mark.parametrize("kind", list(RANDOM))
+def test_noise_alone_does_not_lower_robust_accuracy(kind, setting):
+    base, x, y, _ = setting
+    report = robustness.audit(RANDOM[kind](base), x, y, 1e-4, battery=TINY)
+    assert report.randomised and report.to_dict()["number_forward_passes"] > 1
+    # at a budget too small to matter, every attack's example is scored like the clean input
+    assert report.robust_acc >= report.clean_acc - 1 / len(x) - 1e-9, report.text_table()
+    assert abs(report.clean_acc - float(expected_correct(RANDOM[kind](base), x, y)
+                                        .float().mean())) <= 2 / len(x) + 1e-9
+
+
+@pytest.mark.parametrize("kind", list(RANDOM))
+def test_a_random_model_lands_near_autoattack_rand(kind, setting):
+    base, x, y, _ = setting
+    model = RANDOM[kind](base)
+    report = run(model, x, y)
+    x_adv, _ = attacks.autoattack(model, x, y, EPS, version="rand", generator=torch.Generator())
+    clean = torch.tensor(report.clean_correct)
+    reference = float((expected_correct(model, x_adv, y) & clean).float().mean())
+    assert report.robust_acc <= reference + 1 / len(x) + 1e-9, (report.robust_acc, reference)
 
 
 def test_a_random_model_gets_the_random_verdict(setting):
     base, x, y, _ = setting
     report = run(Noisy(base, scale=2.0), x, y)
     assert report.indicator("unstable_predictions").serious
-    assert "random" in report.verdict and "may be lower" not in report.verdict
+    assert "random" in report.verdict and "averaged over 32" in report.verdict
+    assert "at most" in report.verdict and "at most" in report.headline
+    assert report.to_dict()["extra"]["audit"]["eot_rule"] == report.eot_rule
     silent = report.indicator("silent_success")
     if silent.fired:  # a last-iterate figure can never exceed the clean accuracy
         reported = float(silent.finding.split("would report ")[1].split(" %")[0])
@@ -109,3 +208,30 @@ def test_the_sound_model_is_not_accused(setting):
     assert reference.serious == [], reference.verdicts
     assert "at most" not in reference.headline
     assert reference.to_dict()["extra"]["audit"]["table"][0]["newly_broken"] is None
+
+
+def adversarially_trained_mlp(eps: float, steps: int = 150, seed: int = 0) -> nn.Module:
+    """A small ReLU network trained on PGD-5 examples of the blobs: sound, non-linear."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(36, 64), nn.ReLU(), nn.Linear(64, 10))
+    x, y = blobs(512, seed=1 + seed)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        x_adv = attacks.pgd(model.eval(), x, y, eps, steps=5, generator=generator)
+        loss = nn.functional.cross_entropy(model.train()(x_adv), y)
+        with torch.no_grad():
+            for p, g in zip(model.parameters(), torch.autograd.grad(loss, model.parameters())):
+                p -= 0.3 * g
+    return model.eval()
+
+
+def test_the_quick_audit_is_never_above_autoattack_on_a_sound_model():
+    model = adversarially_trained_mlp(0.15)
+    x, y = blobs(100, seed=7)
+    report = robustness.audit(model, x, y, 0.2, quick=True)
+    assert not report.row("apgd_t").error
+    x_adv, _ = attacks.autoattack(model, x, y, 0.2, generator=torch.Generator().manual_seed(0))
+    reference = float((attacks.predict(model, x_adv) == y).float().mean())
+    assert report.robust_acc <= reference + 1 / len(x) + 1e-9, (report.robust_acc, reference)
+    info = report.to_dict()
+    assert info["autoattack_acc"] is None and "apgd_t" in info["extra"]["audit"]["autoattack_acc_note"]

@@ -160,9 +160,10 @@ def unstable_predictions(ev: Evidence) -> Indicator:
         finding = (f"{int(trip.sum())} of {ev.n} inputs gave different outputs over {ev.repeats} "
                    f"forward passes (largest change of the normalised outputs {largest:.2g}; the "
                    f"predicted class changed on {int(ev.flips.sum())}).")
-        advice = ("Attack the expected output: average the gradient over many forward passes per "
-                  "step (Expectation over Transformation; AutoAttack's version='rand' uses 20), "
-                  "and score every example over several draws.")
+        advice = (f"This audit scored every example over {ev.report.forward_passes} draws and "
+                  f"averaged {ev.report.gradient_draws} per gradient (EOT); to tighten the bound, "
+                  f"attack with more draws per step (AutoAttack's version='rand' uses 20) and "
+                  f"more steps.")
     else:
         finding = (f"{ev.repeats} forward passes on each input gave the same outputs (largest "
                    f"change {largest:.1g}, threshold {RANDOMNESS_ALPHA:g}).")
@@ -172,7 +173,7 @@ def unstable_predictions(ev: Evidence) -> Indicator:
         finding=finding,
         meaning=("Randomness in the forward pass gives every attack a noisy gradient and every "
                  "evaluation a different answer: the attack climbs a loss that keeps moving, and "
-                 "each number in this report is one random draw."),
+                 "one draw per evaluation would let noise alone break examples."),
         advice=advice, n=ev.n,
         numbers={"largest_change": largest, "class_changed": int(ev.flips.sum())})
 
