@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from lsnotes.checks import choice, flag, non_negative_int, number_in, positive_int
-from lsnotes.attacks.base import check_batch, check_fits, finite_images, frozen_model, project, _check_eps, _generator, _predict
+from lsnotes.attacks.base import check_batch, check_fits, finite_images, frozen_model, project, _check_eps, _generator, predict
 
 AUTOATTACK_PARTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 
@@ -125,7 +125,7 @@ def autoattack(model, x, y, eps, *, norm: str = "linf", version: str = "standard
         adversary.apgd.logger = adversary.apgd_targeted.logger = _LOGGER
         adversary.apgd_targeted.n_target_classes = min(adversary.apgd_targeted.n_target_classes, n_classes - 1)
         adversary.fab.n_target_classes = min(adversary.fab.n_target_classes, n_classes - 1)
-        robust = _predict(model, x) == y
+        robust = predict(model, x) == y
         broken_by: list[str | None] = [None if r else "clean" for r in robust.tolist()]
         x_adv = x.detach().clone()
         for part in tqdm(list(adversary.attacks_to_run), desc="autoattack", disable=not progress,
@@ -139,7 +139,7 @@ def autoattack(model, x, y, eps, *, norm: str = "linf", version: str = "standard
             # judge the example we return (projected into the ball), not the raw output
             out = finite_images(project(_to_shape(out, x), x[idx], run.eps, norm), x[idx],
                                 "autoattack")
-            fooled = _predict(model, out, batch_size) != y[idx]
+            fooled = predict(model, out, batch_size) != y[idx]
             x_adv[idx[fooled]] = out[fooled]
             robust[idx[fooled]] = False
             for i in idx[fooled].tolist():
