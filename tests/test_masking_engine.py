@@ -1,6 +1,6 @@
 """One engine: the chapters' gradient-masking diagnostics and the audit's indicators reach the same
 verdict on the same measurements, because both call the functions in
-:mod:`lsnotes.robustness.indicators` that decide each shared symptom."""
+:mod:`lsnotes.robustness.symptoms` that decide each shared symptom."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from fuzzing import examples
-from lsnotes.robustness import indicators
+from lsnotes.robustness import indicators, symptoms
 from lsnotes.robustness.checklist import Battery
 from lsnotes.robustness.diagnostics import masking_symptoms
 from lsnotes.robustness.report import AttackRow, AuditReport
@@ -96,13 +96,13 @@ def test_the_agreement_test_sees_each_symptom_fire():
 def test_both_paths_decide_through_the_one_shared_function(shared, symptom, monkeypatch):
     """Replace one shared decision by one that always fires: if either path had a copy of its
     own, the two would now disagree."""
-    original = getattr(indicators, shared)
+    original = getattr(symptoms, shared)
 
     def always(*args):
         measured, _ = original(*args)
         return measured, True
 
-    monkeypatch.setattr(indicators, shared, always)
+    monkeypatch.setattr(symptoms, shared, always)
     n = 8
     every = torch.ones(n, dtype=torch.bool)
     diagnosed, audited = both_paths(every, every, every, every, every, ~every, 0.02)

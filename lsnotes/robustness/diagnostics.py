@@ -3,7 +3,7 @@ computed from one set of attacks and an ε sweep; nothing is asserted.
 
 A thin view on the audit's engine: this module only measures (which example each attack left
 correct); every verdict is decided by the functions the audit's indicators use
-(:mod:`lsnotes.robustness.indicators`), so the two never disagree on the same measurements.
+(:mod:`lsnotes.robustness.symptoms`), so the two never disagree on the same measurements.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from lsnotes.checks import flag, number_in, positive_int
-from lsnotes.robustness import indicators as shared
+from lsnotes.robustness import symptoms as shared
 from lsnotes.robustness.evaluate import _attack_batched, _check_run, _correct
 
 

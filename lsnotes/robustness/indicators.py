@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lsnotes.robustness import symptoms
 from lsnotes.robustness.report import AuditReport, AttackRow, Indicator
 
 #: Pintor et al.'s rule for incomplete optimisation: the best loss so far, rescaled to [0, 1] over
@@ -77,55 +78,6 @@ class Evidence:
     @property
     def worst(self) -> str:
         return f"{100 * self.report.robust_acc:.1f} %"
-
-
-# ----------------------------------------------------------------------------- shared symptoms
-# The symptoms the audit and robustness.gradient_masking_diagnostics both look for, each decided
-# here once: both pass their measured per-example flags (or accuracies) to these functions, so
-# the same measurements always get the same verdict.
-
-def exceeds_noise_floor(trip: torch.Tensor, tolerance: float) -> bool:
-    """A symptom fires when more than ``tolerance``·n examples trip it (and at least one does)."""
-    count = int(trip.sum())
-    return count > 0 and count > tolerance * len(trip)
-
-
-def single_step_symptom(clean, single_broken, iterative_broken, tolerance):
-    """Single-step beats iterative: the correctly classified examples the single-step attack
-    breaks and the iterative one does not; returns ``(trip, fired)``."""
-    trip = clean & single_broken & ~iterative_broken
-    return trip, exceeds_noise_floor(trip, tolerance)
-
-
-def beats_white_box_symptom(white_box_standing, other_broken, tolerance):
-    """Transfer (or a black-box attack) beats white-box: the examples every white-box attack
-    failed on (``white_box_standing``, correctly classified ones only) that it breaks; returns
-    ``(trip, fired)``."""
-    trip = white_box_standing & other_broken
-    return trip, exceeds_noise_floor(trip, tolerance)
-
-
-def large_eps_symptom(clean, still_correct, near_zero):
-    """Accuracy does not reach ~0 at a large ε: the correctly classified examples the attack
-    still leaves correct there, firing above ``near_zero``·n (the audit's unconstrained ε, where
-    success is guaranteed, uses ``near_zero = 0``); returns ``(trip, fired)``."""
-    trip = clean & still_correct
-    return trip, exceeds_noise_floor(trip, near_zero)
-
-
-def accuracy_rises(accuracies, tolerance) -> bool:
-    """Accuracy rises by more than ``tolerance`` between neighbours of an ordered sweep (None:
-    that point failed and is skipped)."""
-    values = [a for a in accuracies if a is not None]
-    return any(b > a + tolerance for a, b in zip(values, values[1:]))
-
-
-def overestimate_symptom(reported_acc: float, stronger_acc: float, tolerance: float):
-    """An attack overestimates robustness: a stronger run (more steps, restarts, a larger step,
-    other losses or starts, the worst case) lowers its accuracy by more than ``tolerance``;
-    returns ``(gap, fired)``."""
-    gap = reported_acc - stronger_acc
-    return gap, gap > tolerance
 
 
 def rise_window(steps: int) -> int:
@@ -316,8 +268,8 @@ def transfer_failure(ev: Evidence) -> Indicator:
         if any(r.name == "transfer" for r in ev.report.rows):
             reason = f"the transfer attack failed: {ev.report.row('transfer').error}"
         return _skipped("transfer_failure", title, PINTOR, ev, reason, meaning=meaning)
-    trip, fired = beats_white_box_symptom(ev.clean & ev.white_box_standing,
-                                          ev.broken_by("transfer"), ev.tolerance)
+    trip, fired = symptoms.beats_white_box_symptom(ev.clean & ev.white_box_standing,
+                                                   ev.broken_by("transfer"), ev.tolerance)
     standing = int((ev.clean & ev.white_box_standing).sum())
     source = ev.report.transfer_source
     if fired:
@@ -346,7 +298,7 @@ def unconstrained_failure(ev: Evidence) -> Indicator:
         return _skipped("unconstrained_failure", title, PINTOR, ev,
                         f"the attack failed: {row.error}", meaning=meaning)
     # at an ε that allows any image success is guaranteed: a single survivor fires
-    trip, fired = large_eps_symptom(
+    trip, fired = symptoms.large_eps_symptom(
         ev.clean, torch.tensor([c is True for c in row.correct], device=ev.clean.device), 0.0)
     norm = "L∞" if ev.report.norm == "linf" else "L2"
     if fired:
@@ -370,8 +322,8 @@ def unconstrained_failure(ev: Evidence) -> Indicator:
 
 def single_step_beats_iterative(ev: Evidence) -> Indicator:
     single = ev.report.single_step
-    trip, fired = single_step_symptom(ev.clean, ev.broken_by(single), ev.broken_by(ev.main),
-                                      ev.tolerance)
+    trip, fired = symptoms.single_step_symptom(ev.clean, ev.broken_by(single),
+                                               ev.broken_by(ev.main), ev.tolerance)
     fgsm, pgd = ev.report.accuracy(single), ev.report.accuracy(ev.main)
     finding = (f"The single-step attack breaks {int(trip.sum())} examples PGD-{ev.k} does not "
                f"(accuracy {100 * fgsm:.1f} % under it, {100 * pgd:.1f} % under PGD-{ev.k}; "
@@ -400,8 +352,8 @@ def stronger_attacks_beat_pgd(ev: Evidence, others=()) -> Indicator:
             found[row.name] = int(new.sum())
         standing &= ~new
     trip = ev.clean & ~ev.broken_by(ev.main) & ~ev.robust
-    gap, fired = overestimate_symptom(pgd, ev.report.robust_acc, ev.tolerance)
-    large = overestimate_symptom(pgd, ev.report.robust_acc, ev.masking_gap)[1]
+    gap, fired = symptoms.overestimate_symptom(pgd, ev.report.robust_acc, ev.tolerance)
+    large = symptoms.overestimate_symptom(pgd, ev.report.robust_acc, ev.masking_gap)[1]
     who = ", ".join(f"{name} {count}" for name, count in found.items()) or "none"
     finding = (f"PGD-{ev.k} overestimates robustness by {100 * gap:.1f} points: {100 * pgd:.1f} % "
                f"against {ev.worst} for the per-example worst case. Examples it missed were found "
@@ -522,7 +474,7 @@ def _square_check(ev: Evidence) -> Indicator:
         return _skipped("aa_square", "Square beats white-box", AUTOATTACK, ev,
                         "Square did not run", meaning=meaning)
     # AutoAttack's own, stricter threshold (its check, not the checklist's symptom)
-    _, fired = beats_white_box_symptom(missed, trip, SQUARE_ALPHA)
+    _, fired = symptoms.beats_white_box_symptom(missed, trip, SQUARE_ALPHA)
     return _indicator(
         "aa_square", "Square beats white-box", AUTOATTACK, trip, fired=fired, serious=fired,
         finding=(f"Square breaks {int(trip.sum())} of the {int(missed.sum())} examples {against} "
