@@ -256,19 +256,19 @@ def test_same_generator_seed_same_result_other_seed_differs(linear, data):
 
 @pytest.mark.filterwarnings("ignore:size_average and reduce args")
 def test_apgd_ce_equals_the_original_called_directly(linear, data):
-    from autoattack.autopgd_pt import APGDAttack
+    from pyautoattack.autopgd_base import APGDAttack
 
     x, y = data
     images = x  # already (N, 1, 6, 6)
     ours = attacks.apgd_ce(linear, x, y, 0.1, steps=20, seed=7)
     direct = APGDAttack(linear, n_iter=20, eps=0.1, seed=7, loss="ce", device="cpu")
-    _, theirs = direct.perturb(images, y, cheap=True)
+    theirs = direct.perturb(images, y)
     torch.testing.assert_close(ours, theirs, atol=1e-6, rtol=0)
 
 
 @pytest.mark.filterwarnings("ignore:size_average and reduce args")
 def test_autoattack_wrapper_agrees_with_the_original_and_records_the_breaking_attack(linear, data):
-    from autoattack import AutoAttack
+    from pyautoattack import AutoAttack
 
     x, y = data
     eps = 0.15
@@ -276,10 +276,10 @@ def test_autoattack_wrapper_agrees_with_the_original_and_records_the_breaking_at
     # n_classes=4 limits APGD-T to 3 target classes, to keep the test short
     x_adv, broken_by = attacks.autoattack(linear, x, y, eps, version="custom",
                                           attacks_to_run=parts, seed=11, n_classes=4)
-    direct = AutoAttack(linear, norm="Linf", eps=eps, seed=11, verbose=False, version="custom",
-                        attacks_to_run=parts, device="cpu")
+    direct = AutoAttack(linear, norm="Linf", eps=eps, seed=11, version="custom", attacks=parts,
+                        device="cpu")
     direct.apgd_targeted.n_target_classes = 3
-    theirs = direct.run_standard_evaluation(x, y, bs=250)
+    theirs, _ = direct.run_standard_evaluation(x, y, batch_size=250)
     our_robust = linear(x_adv).argmax(1) == y
     their_robust = linear(theirs).argmax(1) == y
     assert torch.equal(our_robust, their_robust)
@@ -534,3 +534,56 @@ def _recorded():
             warnings.simplefilter("always")
             return seen
     return _Catch(record=True)
+
+
+def test_the_original_autoattack_is_pyautoattacks_never_a_vendored_copy(linear, data, monkeypatch):
+    """torchattacks ships an older AutoAttack as a top-level ``autoattack`` package; the wrappers
+    must run the code PyPI's pyautoattack installs (pinned in requirements.txt)."""
+    import importlib
+    import sys
+    from importlib.metadata import files
+
+    wrappers = importlib.import_module("lsnotes.attacks.autoattack")
+    original = wrappers._import_autoattack()
+    assert original.__name__ == "pyautoattack"
+    installed = {str(f).replace("\\", "/") for f in files("pyautoattack")}
+    assert "pyautoattack/autoattack.py" in installed
+    assert sys.modules[original.AutoAttack.__module__].__file__.endswith(
+        "pyautoattack/autoattack.py")
+    # every module the wrappers load comes from that package, whatever else is importable
+    loaded = []
+    real = importlib.import_module
+
+    def recording(name, *args):
+        loaded.append(name)
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", recording)
+    x, y = data
+    attacks.apgd_ce(linear, x[:4], y[:4], 0.1, steps=2, seed=0)
+    attacks.square(linear, x[:4], y[:4], 0.1, n_queries=2, seed=0)
+    attacks.autoattack(linear, x[:4], y[:4], 0.1, version="custom", attacks_to_run=["apgd-ce"],
+                       seed=0)
+    assert loaded and all(name.split(".")[0] == "pyautoattack" for name in loaded), loaded
+
+
+def test_the_original_autoattack_leaves_a_running_tracer_alone(linear, data):
+    """pyautoattack's check for dynamic defences calls sys.settrace(None); a debugger or coverage
+    tracer running around the wrapper must survive it."""
+    import sys
+
+    x, y = data
+    calls = []
+
+    def tracer(frame, event, arg):
+        calls.append(event)
+        return None
+
+    before = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        attacks.autoattack(linear, x[:4], y[:4], 0.1, version="custom",
+                           attacks_to_run=["apgd-ce"], seed=0)
+        assert sys.gettrace() is tracer
+    finally:
+        sys.settrace(before)

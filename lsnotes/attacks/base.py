@@ -313,8 +313,6 @@ def predict(model, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
     return predict_logits(model, x, batch_size).argmax(1)
 
 
-_predict = predict  # the attacks' historical private name
-
 
 class _Adam:
     """Adam (Kingma & Ba) ascent on one tensor, elementwise, so each example evolves on its own.

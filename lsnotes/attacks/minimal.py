@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lsnotes.checks import choice, flag, number_in, positive_int
-from lsnotes.attacks.base import check_batch, check_fits, finite_gradient, finite_images, frozen_model, margin, _Adam, _per_example_norm, _predict, _steps_bar, _view_per_example
+from lsnotes.attacks.base import check_batch, check_fits, finite_gradient, finite_images, frozen_model, margin, _Adam, _per_example_norm, predict, _steps_bar, _view_per_example
 
 def _difference_gradients(logits, x, classes: torch.Tensor):
     """The differences z_k − z_label and their gradients for the candidate classes.
@@ -91,7 +91,7 @@ def deepfool(model, x, y=None, *, num_classes: int | None = None, overshoot: flo
             r_total[idx] += _view_per_example(scale, w_near) * w_near
             x_adv[idx] = (x[idx] + (1 + overshoot) * r_total[idx]).clamp(0, 1)
         x_adv = finite_images(x_adv, x, "deepfool")
-        success = _predict(model, x_adv) != label   # judged on the image returned
+        success = predict(model, x_adv) != label   # judged on the image returned
     return x_adv, _per_example_norm(x_adv - x), success
 
 
@@ -156,5 +156,5 @@ def carlini_wagner_l2(model, x, y, *, c_init: float = 1e-2, binary_steps: int = 
     bar.close()
     best_x = finite_images(best_x, x, "cw_l2")
     with frozen_model(model):
-        success = _predict(model, best_x) != y     # judged on the image returned
+        success = predict(model, best_x) != y     # judged on the image returned
     return best_x, _per_example_norm(best_x - x), success

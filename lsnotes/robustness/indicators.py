@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lsnotes.robustness import symptoms
 from lsnotes.robustness.report import AuditReport, AttackRow, Indicator
 
 #: Pintor et al.'s rule for incomplete optimisation: the best loss so far, rescaled to [0, 1] over
@@ -268,9 +269,9 @@ def transfer_failure(ev: Evidence) -> Indicator:
         if any(r.name == "transfer" for r in ev.report.rows):
             reason = f"the transfer attack failed: {ev.report.row('transfer').error}"
         return _skipped("transfer_failure", title, PINTOR, ev, reason, meaning=meaning)
-    trip = ev.clean & ev.white_box_standing & ev.broken_by("transfer")
+    trip, fired = symptoms.beats_white_box_symptom(ev.clean & ev.white_box_standing,
+                                                   ev.broken_by("transfer"), ev.tolerance)
     standing = int((ev.clean & ev.white_box_standing).sum())
-    fired = trip.sum() > ev.allowed and trip.any()
     source = ev.report.transfer_source
     if fired:
         finding = (f"Examples crafted on {source} fool this model on {int(trip.sum())} of the "
@@ -297,8 +298,9 @@ def unconstrained_failure(ev: Evidence) -> Indicator:
     if row.error:
         return _skipped("unconstrained_failure", title, PINTOR, ev,
                         f"the attack failed: {row.error}", meaning=meaning)
-    trip = ev.clean & torch.tensor([c is True for c in row.correct], device=ev.clean.device)
-    fired = trip.any()
+    # at an ε that allows any image success is guaranteed: a single survivor fires
+    trip, fired = symptoms.large_eps_symptom(
+        ev.clean, torch.tensor([c is True for c in row.correct], device=ev.clean.device), 0.0)
     norm = "L∞" if ev.report.norm == "linf" else "L2"
     if fired:
         finding = (f"At {norm} ε = {big:g}, where the ball holds every image in [0, 1], PGD-{ev.k} "
@@ -321,8 +323,8 @@ def unconstrained_failure(ev: Evidence) -> Indicator:
 
 def single_step_beats_iterative(ev: Evidence) -> Indicator:
     single = ev.report.single_step
-    trip = ev.clean & ev.broken_by(single) & ~ev.broken_by(ev.main)
-    fired = trip.sum() > ev.allowed and trip.any()
+    trip, fired = symptoms.single_step_symptom(ev.clean, ev.broken_by(single),
+                                               ev.broken_by(ev.main), ev.tolerance)
     fgsm, pgd = ev.report.accuracy(single), ev.report.accuracy(ev.main)
     finding = (f"The single-step attack breaks {int(trip.sum())} examples PGD-{ev.k} does not "
                f"(accuracy {100 * fgsm:.1f} % under it, {100 * pgd:.1f} % under PGD-{ev.k}; "
@@ -351,9 +353,8 @@ def stronger_attacks_beat_pgd(ev: Evidence, others=()) -> Indicator:
             found[row.name] = int(new.sum())
         standing &= ~new
     trip = ev.clean & ~ev.broken_by(ev.main) & ~ev.robust
-    gap = pgd - ev.report.robust_acc
-    fired = gap > ev.tolerance
-    large = gap > ev.masking_gap
+    gap, fired = symptoms.overestimate_symptom(pgd, ev.report.robust_acc, ev.tolerance)
+    large = symptoms.overestimate_symptom(pgd, ev.report.robust_acc, ev.masking_gap)[1]
     who = ", ".join(f"{name} {count}" for name, count in found.items()) or "none"
     finding = (f"PGD-{ev.k} overestimates robustness by {100 * gap:.1f} points: {100 * pgd:.1f} % "
                f"against {ev.worst} for the per-example worst case. Examples it missed were found "
@@ -473,7 +474,8 @@ def _square_check(ev: Evidence) -> Indicator:
     else:
         return _skipped("aa_square", "Square beats white-box", AUTOATTACK, ev,
                         "Square did not run", meaning=meaning)
-    fired = trip.sum() > SQUARE_ALPHA * ev.n
+    # AutoAttack's own, stricter threshold (its check, not the checklist's symptom)
+    _, fired = symptoms.beats_white_box_symptom(missed, trip, SQUARE_ALPHA)
     return _indicator(
         "aa_square", "Square beats white-box", AUTOATTACK, trip, fired=fired, serious=fired,
         finding=(f"Square breaks {int(trip.sum())} of the {int(missed.sum())} examples {against} "
