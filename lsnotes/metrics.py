@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lsnotes.attacks import check_batch, maximise_in_ball
+from lsnotes.attacks import check_batch, frozen_model, maximise_in_ball, predict
 from lsnotes.checks import non_negative_int, number_in, positive_int
 
 
@@ -40,21 +40,15 @@ def _check_labels_fit(model, x, y, device) -> None:
         raise ValueError(f"y holds class {int(y.max())} but the model has {n_classes} outputs")
 
 
-@torch.no_grad()
 def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """Which examples ``model`` (evaluation mode) classifies correctly: a bool tensor on ``y``'s
     device; the model's mode is restored."""
     batch_size = _check_eval_inputs(model, x, y, batch_size)
-    was_training = model.training
-    model.eval()
     device = next(model.parameters()).device
-    try:
+    with frozen_model(model), torch.no_grad():
         _check_labels_fit(model, x, y, device)
-        right = [model(x[i:i + batch_size].to(device)).argmax(1) == y[i:i + batch_size].to(device)
-                 for i in range(0, len(y), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(right).to(y.device)
+    predicted = predict(model, x.to(device), batch_size)  # the package's one batched predict
+    return (predicted == y.to(device)).to(y.device)
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:

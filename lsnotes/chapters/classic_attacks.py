@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import torch
 from matplotlib.lines import Line2D
 
-from lsnotes import attacks, plots, present, train
+from lsnotes import attacks, metrics, plots, present
 from lsnotes import claims as C
 from lsnotes.checks import ChapterParams, chapter_params, choice, positive_int
 from lsnotes.losses import LS_METHODS
@@ -121,9 +121,9 @@ def robust_accuracy(attack: str, model, x, y, eps: float, seed: int = 0) -> floa
     """The model's accuracy on what the registered ``attack`` makes of ``(x, y)`` at ``eps``
     (its randomness from a generator seeded with ``seed``); at ε = 0, the clean accuracy."""
     if eps == 0:
-        return train.accuracy(model, x, y)
+        return metrics.accuracy(model, x, y)
     generator = attacks.seeded_generator(seed, device=x.device)
-    return train.accuracy(model, attacks.run_attack(attack, model, x, y, eps,
+    return metrics.accuracy(model, attacks.run_attack(attack, model, x, y, eps,
                                                     generator=generator), y)
 
 
@@ -135,8 +135,8 @@ def after_attack(model, x, y, x_adv, norms, fooled) -> dict[str, float]:
     A "success" the attack reports must really change the label of a clean-correct example;
     ``ValueError`` otherwise.
     """
-    clean_right = train.correct(model, x, y)
-    still_right = clean_right & train.correct(model, x_adv, y)
+    clean_right = metrics.correct(model, x, y)
+    still_right = clean_right & metrics.correct(model, x_adv, y)
     if bool((still_right & fooled.to(still_right.device)).any()):
         raise ValueError("fooled marks an example the model still classifies correctly")
     if not bool(clean_right.any()):

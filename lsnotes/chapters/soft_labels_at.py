@@ -14,7 +14,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from lsnotes import attacks, checks, plots, train, widgets
+from lsnotes import attacks, checks, metrics, plots, train, widgets
 from lsnotes import claims as C
 from lsnotes.present import (Claims, OurRun, PaperReports, Table, Text, beside, fixed,
                              percent, signed_points)
@@ -300,10 +300,10 @@ def eps_explorer(models: Mapping, names: Mapping, x, y, eps_grid: Sequence, trai
 
     def accuracy(model, eps):
         if eps == 0:
-            return train.accuracy(model, x, y)
+            return metrics.accuracy(model, x, y)
         x_adv = attacks.run_attack("pgd10", model, x, y, eps,
                                    generator=attacks.seeded_generator(seed))
-        return train.accuracy(model, x_adv, y)
+        return metrics.accuracy(model, x_adv, y)
 
     grid = {mode: [accuracy(m, e) for e in eps_grid] for mode, m in models.items()}
 

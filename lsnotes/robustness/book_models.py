@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from lsnotes import attacks, cache, train
+from lsnotes import attacks, cache, metrics, train
 from lsnotes.robustness.checklist import audit
 from lsnotes.zoo import book
 from lsnotes.checks import choice
@@ -110,11 +110,11 @@ def accuracy_table(models: list, x, y, eps: float, seed: int = 0):
             continue
         row = {"label": entry.label, "method": entry.config.method, "alpha": entry.config.alpha,
                "training": entry.training, "variant": entry.variant, "key": entry.config.key(),
-               "clean": train.accuracy(model, x, y)}
+               "clean": metrics.accuracy(model, x, y)}
         for name in ("fgsm", "pgd20"):
             x_adv = attacks.run_attack(name, model, x, y, eps,
                                        generator=attacks.seeded_generator(seed, name))
-            row[name] = train.accuracy(model, x_adv, y)
+            row[name] = metrics.accuracy(model, x_adv, y)
         rows.append(row)
     return rows, missing
 
