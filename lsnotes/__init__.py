@@ -21,6 +21,8 @@ Three wings, each a subpackage:
 And what the chapters show:
 
 - :mod:`lsnotes.papers`   the three papers' tables, as printed, as data
+- :mod:`lsnotes.provenance` every number in a sentence about a paper: computed or in its JSON
+- :mod:`lsnotes.claims`   tested predicates for chapter claims; missing inputs fail loudly
 - :mod:`lsnotes.present`  numbers for prose, tables and claim lists in chapters
 - :mod:`lsnotes.widgets`  sliders in JupyterLab with a static fallback in the built book
 - :mod:`lsnotes.plots`    the book's figure style

@@ -85,7 +85,11 @@ def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
 def entry_dir(key: str, cache_dir: str | os.PathLike | None = None) -> Path:
     if not isinstance(key, str) or not key or "/" in key or key.startswith("."):
         raise ValueError(f"key must be a plain file name; got {key!r}")
-    return cache_root(cache_dir) / key
+    path = cache_root(cache_dir) / key
+    if path.is_symlink():
+        raise ValueError(f"the cache entry {path} is a symbolic link; refusing to follow it "
+                         f"(remove the link, or point LSNOTES_CACHE at the real folder)")
+    return path
 
 
 def lock_for(key: str, cache_dir: str | os.PathLike | None = None) -> FileLock:
@@ -127,8 +131,11 @@ def sha256(data: bytes) -> str:
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that readers never see a partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():
+        raise ValueError(f"{path} is a symbolic link; refusing to write through it")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's files are private; a shared cache is not
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -144,6 +151,17 @@ def atomic_write(path: Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (Linux ≥ 4.7); 0o022 where unknown."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def _torch_bytes(obj: Any) -> bytes:
@@ -180,6 +198,8 @@ def _read_bundle(directory: Path, manifest_name: str) -> dict[str, bytes] | None
     contents = {}
     for name, digest in expected.items():
         path = directory / name
+        if path.is_symlink():
+            raise CacheCorruption(f"{path} is a symbolic link; the cache does not follow links")
         if not path.is_file():
             raise CacheCorruption(f"{path} is listed in the manifest but missing")
         data = path.read_bytes()
@@ -213,11 +233,11 @@ def store_result(directory: Path, key: str, config: dict, state_dict: dict, hist
 
 
 def load_result(directory: Path, key: str, config: dict, *,
-                discard: bool = True) -> tuple[dict, list] | None:
+                discard: bool = False) -> tuple[dict, list] | None:
     """``(state_dict, history)`` of a verified entry for exactly this key and config, else None.
 
-    A damaged entry is warned about and deleted; with ``discard=False`` (a reader that does not
-    hold the key's lock, which a writer may be replacing the entry under) it only reads as None.
+    A damaged entry reads as None. ``discard=True`` says the caller holds the key's lock (so no
+    writer can be replacing the entry): the damaged entry is then warned about and deleted.
     """
     directory = Path(directory)
     try:
@@ -248,15 +268,17 @@ def save_checkpoint(directory: Path, state: dict) -> None:
     _write_bundle(Path(directory), {PROGRESS: _torch_bytes(state)}, PROGRESS_MANIFEST)
 
 
-def load_checkpoint(directory: Path, key: str) -> dict | None:
-    """The verified epoch checkpoint of ``key``, or None (a bad one is warned about and deleted)."""
-    return _load_keyed(directory, key, PROGRESS_MANIFEST, PROGRESS, "checkpoint")
+def load_checkpoint(directory: Path, key: str, *, discard: bool = True) -> dict | None:
+    """The verified epoch checkpoint of ``key``, or None. Checkpoints are read by the trainer,
+    which holds the key's lock: a bad one is warned about and deleted unless ``discard=False``."""
+    return _load_keyed(directory, key, PROGRESS_MANIFEST, PROGRESS, "checkpoint", discard=discard)
 
 
 def _load_keyed(directory, key: str, manifest: str, name: str, what: str,
-                valid=lambda state: True) -> dict | None:
+                valid=lambda state: True, *, discard: bool) -> dict | None:
     """The verified dict stored as ``name`` under ``manifest`` if it was written for ``key`` (and
-    passes ``valid``); otherwise None, and a bad file is warned about and deleted."""
+    passes ``valid``); otherwise None, and with ``discard`` (the caller holds the key's lock) a
+    bad file is warned about and deleted."""
     directory = Path(directory)
     try:
         contents = _read_bundle(directory, manifest)
@@ -267,7 +289,8 @@ def _load_keyed(directory, key: str, manifest: str, name: str, what: str,
             raise CacheCorruption(f"the {what} belongs to another configuration")
         return state
     except (CacheCorruption, KeyError) as err:
-        _discard(directory, (manifest, name), err)
+        if discard:
+            _discard(directory, (manifest, name), err)
         return None
 
 
@@ -285,10 +308,11 @@ def store_best(directory: Path, key: str, best: dict) -> None:
     _write_bundle(Path(directory), {BEST: _torch_bytes(payload)}, BEST_MANIFEST)
 
 
-def load_best(directory: Path, key: str) -> dict | None:
-    """The verified best-epoch record of ``key``, or None (a bad one is warned about, deleted)."""
+def load_best(directory: Path, key: str, *, discard: bool = False) -> dict | None:
+    """The verified best-epoch record of ``key``, or None; with ``discard`` (the caller holds the
+    key's lock) a bad one is warned about and deleted."""
     return _load_keyed(directory, key, BEST_MANIFEST, BEST, "best-epoch file",
-                       valid=lambda best: isinstance(best.get("model"), dict))
+                       valid=lambda best: isinstance(best.get("model"), dict), discard=discard)
 
 
 # ------------------------------------------------------------------------------ bytes from elsewhere
@@ -317,7 +341,7 @@ def save_checkpoint_bytes(directory: Path, key: str, data: bytes, digest: str) -
 
 def checkpoint_bytes(directory: Path, key: str) -> tuple[bytes, str] | None:
     """The verified bytes (and SHA-256) of ``key``'s epoch checkpoint, to send to a worker."""
-    state = load_checkpoint(directory, key)
+    state = load_checkpoint(directory, key, discard=False)  # the driver sends, it does not repair
     return None if state is None else serialise(state)
 
 

@@ -10,8 +10,8 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("lsnotes.train", "lsnotes.robustness.evaluate", "lsnotes.robustness.cli", "lsnotes.runbook",
-                   "lsnotes.zoo.schedule")
+COMMAND_MODULES = ("lsnotes.train", "lsnotes.robustness.evaluate", "lsnotes.robustness.cli",
+                   "lsnotes.runbook", "lsnotes.zoo.cli", "lsnotes.exercises")
 
 #: What a user can cause and fix (a bad option, a dataset not downloaded, a read-only cache):
 #: one line on stderr and exit status 2, as argparse does for its own errors.

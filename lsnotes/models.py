@@ -40,7 +40,10 @@ def _mlp(in_features, num_classes, in_channels, image_size, hidden=256):
 
 
 def _lenet(in_features, num_classes, in_channels, image_size):
-    """LeNet as in PyTorch's MNIST example (conv20-pool-conv50-pool-fc500), used by Goibert et al."""
+    """LeNet as in PyTorch's MNIST example (conv20-pool-conv50-pool-fc500): our choice. Goibert &
+    Dohmatob's text names "LeNet" without its layers; their repository's code (MGoibert/
+    Label_smoothing, ``label_smoothing/lenet.py``) has smaller ones (conv10-conv20-fc50 on MNIST,
+    conv6-conv16-fc120-fc84 on CIFAR-10; ``papers.paper("goibert2019")["repository"]``)."""
     side = ((image_size - 4) // 2 - 4) // 2
     if side < 1:
         raise ValueError(f"lenet needs image_size >= 16; got {image_size}")
@@ -141,7 +144,7 @@ class ModelSpec:
 MODELS: dict[str, ModelSpec] = {
     "linear": ModelSpec(_linear, "multinomial logistic regression on the pixels"),
     "mlp": ModelSpec(_mlp, "two hidden layers of 256 ReLU units"),
-    "lenet": ModelSpec(_lenet, "LeNet (conv20-conv50-fc500), Goibert & Dohmatob's MNIST model"),
+    "lenet": ModelSpec(_lenet, "LeNet (conv20-conv50-fc500), our choice for Goibert & Dohmatob's unspecified LeNet"),
     "cnn4": ModelSpec(_cnn4, "four-conv CNN (32-32-64-64, fc200-fc200), Carlini & Wagner's MNIST network"),
     "resnet18": ModelSpec(_resnet18, "ResNet-18, CIFAR stem (11.2M parameters)"),
     "preact_resnet18": ModelSpec(_preact_resnet18, "pre-activation ResNet-18 (11.2M parameters)"),

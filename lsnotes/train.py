@@ -7,7 +7,10 @@ interrupted run from its last epoch.
 Adversarial modes (``TrainConfig.adversarial``):
 
 - ``"none"``: the (smoothed) loss on clean inputs.
-- ``"fgsm"``: as Goibert & Dohmatob use it: ½ clean loss + ½ loss on FGSM examples (no random start).
+- ``"fgsm"``: FGSM adversarial training (Goodfellow et al., 2015), the reference Goibert & Dohmatob
+  train against: ½ clean loss + ½ loss on FGSM examples (no random start). The weights are our
+  choice: the text we read lost the formula, and their repository's README gives a default
+  "regularization parameter" of 0.75 without saying which term it weights.
 - ``"fgsm_rs"``: Wong et al. (2020), "fast is better than free": uniform random start, step 1.25 ε.
 - ``"pgd"``: Madry et al. (2018): loss on L∞-PGD examples (random start).
 - ``"trades"``: Zhang et al. (2019): loss(clean) + β·KL(p(x) ‖ p(x')), x' maximising that KL.
@@ -27,11 +30,8 @@ On CUDA the data stay on the GPU, the model runs channels_last under bf16 autoca
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -40,154 +40,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from lsnotes import cache
-from lsnotes.checks import (check_device, choice, flag, non_negative_int, number_in, positive_int,
-                            resolve_device)
-from lsnotes.attacks import maximise_in_ball
+from lsnotes.checks import flag, resolve_device
 from lsnotes.data import DATASETS, DeviceLoader, load_subset
-from lsnotes.losses import METHODS, loss_function
-from lsnotes.models import MODELS, build_model
-
-#: Bump when a change to this module changes what a given config trains (invalidates the cache).
-TRAIN_CODE_VERSION = "2"
-
-ADVERSARIAL_MODES = ("none", "fgsm", "fgsm_rs", "pgd", "trades", "sglr", "trades_sglr")
-OPTIMIZERS = ("sgd", "adam")
-SCHEDULES = ("constant", "cosine", "onecycle", "piecewise")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that determines a trained model. Validated on construction."""
-
-    dataset: str = "fashion-mnist"
-    model: str = "lenet"
-    method: str = "ce"
-    alpha: float = 0.0
-    temperature: float = 1.0
-    adversarial: str = "none"
-    eps: float = 0.0
-    attack_steps: int = 10
-    attack_step_size: float | None = None  # None: 2.5·ε / steps (Madry et al.)
-    trades_beta: float = 6.0
-    sglr_start_epoch: int = 1
-    sglr_momentum: float = 0.9
-    epochs: int = 5
-    batch_size: int = 128
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "onecycle"
-    train_size: int | None = None
-    test_size: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    compile: bool = False
-    augment: bool | None = None  # None: the dataset's default (crop/flip for CIFAR and SVHN)
-
-    def __post_init__(self):
-        def put(name, value):
-            object.__setattr__(self, name, value)
-
-        choice("dataset", self.dataset, DATASETS)
-        choice("model", self.model, MODELS)
-        choice("method", self.method, METHODS)
-        put("alpha", number_in("alpha", self.alpha, 0.0, 1.0))
-        put("temperature", number_in("temperature", self.temperature, 0.0, math.inf, low_open=True))
-        choice("adversarial", self.adversarial, ADVERSARIAL_MODES)
-        put("eps", number_in("eps", self.eps, 0.0, 1.0))
-        if self.adversarial != "none" and self.eps == 0.0:
-            raise ValueError(f"eps must be > 0 for adversarial={self.adversarial!r}; got 0")
-        put("attack_steps", positive_int("attack_steps", self.attack_steps))
-        if self.attack_step_size is not None:
-            put("attack_step_size", number_in("attack_step_size", self.attack_step_size, 0.0, 1.0,
-                                              low_open=True))
-        put("trades_beta", number_in("trades_beta", self.trades_beta, 0.0, math.inf))
-        put("sglr_start_epoch", positive_int("sglr_start_epoch", self.sglr_start_epoch))
-        put("sglr_momentum", number_in("sglr_momentum", self.sglr_momentum, 0.0, 1.0, high_open=True))
-        if self.adversarial in ("sglr", "trades_sglr") and self.method != "ce":
-            raise ValueError(f"adversarial={self.adversarial!r} trains against its own soft labels; "
-                             f"use method='ce' (got method={self.method!r})")
-        put("epochs", positive_int("epochs", self.epochs))
-        put("batch_size", positive_int("batch_size", self.batch_size))
-        choice("optimizer", self.optimizer, OPTIMIZERS)
-        put("lr", number_in("lr", self.lr, 0.0, math.inf, low_open=True))
-        put("momentum", number_in("momentum", self.momentum, 0.0, 1.0, high_open=True))
-        put("weight_decay", number_in("weight_decay", self.weight_decay, 0.0, math.inf))
-        choice("schedule", self.schedule, SCHEDULES)
-        for name in ("train_size", "test_size"):
-            if getattr(self, name) is not None:
-                put(name, positive_int(name, getattr(self, name), minimum=DATASETS[self.dataset].num_classes))
-        put("seed", non_negative_int("seed", self.seed))
-        check_device(self.device)
-        choice("compile", self.compile, (False, True))
-        choice("augment", self.augment, (None, False, True))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; allowed: {sorted(known)}")
-        return cls(**values)
-
-    def identity(self) -> dict[str, Any]:
-        """The fields that determine what is trained: all but ``device`` (what the cache checks)."""
-        return {k: v for k, v in self.to_dict().items() if k != "device"}
-
-    def key(self) -> str:
-        """A readable prefix plus a hash of every field but ``device``, and :data:`TRAIN_CODE_VERSION`.
-
-        The device is left out so that ``device="cpu"`` and ``device="auto"`` (on a CPU machine)
-        name the same model: chapters pass their resolved device and must share cache entries.
-        """
-        payload = json.dumps({"config": self.identity(), "code": TRAIN_CODE_VERSION}, sort_keys=True)
-        digest = hashlib.sha256(payload.encode()).hexdigest()[:20]
-        return f"{self.dataset}-{self.model}-{self.method}-{self.adversarial}-{digest}"
-
-    @property
-    def step_size(self) -> float:
-        return self.attack_step_size if self.attack_step_size is not None else 2.5 * self.eps / self.attack_steps
-
-    @property
-    def uses_augmentation(self) -> bool:
-        return DATASETS[self.dataset].augment if self.augment is None else self.augment
-
-
-@dataclass
-class TrainResult:
-    model: nn.Module
-    history: list[dict[str, float]]
-    key: str = ""
-    from_cache: bool = False
-    path: Path | None = None
-    #: With ``eval_robust``: ``{"epoch", "robust_acc", "model"}`` of the epoch with the highest
-    #: held-out robust accuracy (``model`` a CPU state_dict); None otherwise.
-    best: dict | None = None
-
-    @property
-    def final(self) -> dict[str, float]:
-        return self.history[-1] if self.history else {}
-
-
-# ------------------------------------------------------------------------------ inner attack
-
-def adversarial_examples(model, x, objective, eps, steps, step_size, random_start, generator):
-    """The single place the trainer calls its inner attack (evaluation mode, no BN updates)."""
-    was_training = model.training
-    model.eval()
-    try:
-        return maximise_in_ball(model, x, objective, eps, steps, step_size, random_start, generator)
-    finally:
-        model.train(was_training)
-
-
-def _cross_entropy_objective(labels):
-    return lambda logits: F.cross_entropy(logits.float(), labels)
-
+from lsnotes.losses import loss_function
+from lsnotes.train_config import SCHEDULES, TrainConfig, TrainResult
+from lsnotes.metrics import accuracy, adversarial_examples, cross_entropy_objective, robust_accuracy
+from lsnotes.models import build_model
 
 # ------------------------------------------------------------------------------ schedule
 
@@ -279,50 +137,13 @@ class _Trainer:
 
     def step_loss(self, x, y, index, epoch):
         """The training loss of one batch and the logits its accuracy is measured on."""
-        c, mode = self.config, self.config.adversarial
-        if mode == "none":
-            logits = self.forward(x).float()
-            return self.loss(logits, y), logits
-        if mode == "fgsm":
-            x_adv = self._attack(x, _cross_entropy_objective(y), 1, c.eps, random_start=False)
-            logits = self.forward(torch.cat([x, x_adv])).float()
-            clean, adv = logits.chunk(2)
-            return 0.5 * self.loss(clean, y) + 0.5 * self.loss(adv, y), clean
-        if mode == "fgsm_rs":
-            x_adv = self._attack(x, _cross_entropy_objective(y), 1, 1.25 * c.eps, random_start=True)
-            logits = self.forward(x_adv).float()
-            return self.loss(logits, y), logits
-        if mode in ("trades", "trades_sglr"):
-            clean = self.forward(x).float()
-            target = F.softmax(clean.detach(), dim=1)
-
-            def kl_to_clean(adv_logits):
-                return F.kl_div(F.log_softmax(adv_logits.float(), dim=1), target, reduction="batchmean")
-
-            x_adv = self._attack(x, kl_to_clean, c.attack_steps, c.step_size, random_start=True)
-            adv = self.forward(x_adv).float()
-            robust = F.kl_div(F.log_softmax(adv, dim=1), F.softmax(clean, dim=1), reduction="batchmean")
-            if mode == "trades" or epoch < c.sglr_start_epoch:
-                return self.loss(clean, y) + c.trades_beta * robust, clean
-            natural = -(self._refined_labels(index, clean, adv) * F.log_softmax(clean, dim=1)).sum(1).mean()
-            return natural + c.trades_beta * robust, clean
-        x_adv = self._attack(x, _cross_entropy_objective(y), c.attack_steps, c.step_size, random_start=True)
-        logits = self.forward(x_adv).float()
-        if mode == "pgd" or epoch < c.sglr_start_epoch:
-            return self.loss(logits, y), logits
-        # SGLR: refine this example's soft label, then fit the adversarial logits to it. As in the
-        # authors' code (devicerxx/SGLS, losses/loss.py), p(x) comes from the model in train mode.
-        with torch.no_grad():
-            clean_probs = F.softmax(self.forward(x).float(), dim=1)
-            refined = 0.2 * clean_probs + 0.8 * F.softmax(logits.detach(), dim=1)
-            m = c.sglr_momentum
-            self.soft_labels[index] = m * self.soft_labels[index] + (1 - m) * refined
-        soft = self.soft_labels[index]
-        return -(soft * F.log_softmax(logits, dim=1)).sum(dim=1).mean(), logits
+        return STEP_LOSSES[self.config.adversarial](self, x, y, index, epoch)
 
     @torch.no_grad()
     def _refined_labels(self, index, clean_logits, adversarial_logits):
-        """s ← m·s + (1−m)·(0.2·p(x) + 0.8·p(x')) for these examples; returns the new s."""
+        """SGLR's refinement, s ← m·s + (1−m)·(0.2·p(x) + 0.8·p(x')), for these examples; returns
+        the new s. As in the authors' code (devicerxx/SGLS, losses/loss.py), p(x) comes from the
+        model in train mode."""
         refined = 0.2 * F.softmax(clean_logits.detach().float(), dim=1) + \
             0.8 * F.softmax(adversarial_logits.detach().float(), dim=1)
         m = self.config.sglr_momentum
@@ -361,77 +182,65 @@ class _Trainer:
                 "lr": self.optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - started}
 
 
+# ------------------------------------------------------------------------------ one step's loss
+# Each adversarial mode is one function (trainer, x, y, index, epoch) -> (loss, logits), the
+# logits being those the step's training accuracy is measured on.
+
+def _clean_step(tr, x, y, index, epoch):
+    logits = tr.forward(x).float()
+    return tr.loss(logits, y), logits
+
+
+def _fgsm_step(tr, x, y, index, epoch):
+    x_adv = tr._attack(x, cross_entropy_objective(y), 1, tr.config.eps, random_start=False)
+    clean, adv = tr.forward(torch.cat([x, x_adv])).float().chunk(2)
+    return 0.5 * tr.loss(clean, y) + 0.5 * tr.loss(adv, y), clean
+
+
+def _fgsm_rs_step(tr, x, y, index, epoch):
+    x_adv = tr._attack(x, cross_entropy_objective(y), 1, 1.25 * tr.config.eps, random_start=True)
+    logits = tr.forward(x_adv).float()
+    return tr.loss(logits, y), logits
+
+
+def _pgd_step(tr, x, y, index, epoch):
+    c = tr.config
+    x_adv = tr._attack(x, cross_entropy_objective(y), c.attack_steps, c.step_size, random_start=True)
+    logits = tr.forward(x_adv).float()
+    if c.adversarial == "pgd" or epoch < c.sglr_start_epoch:
+        return tr.loss(logits, y), logits
+    # SGLR: refine this example's soft label, then fit the adversarial logits to it
+    with torch.no_grad():
+        clean = tr.forward(x).float()
+    soft = tr._refined_labels(index, clean, logits)
+    return -(soft * F.log_softmax(logits, dim=1)).sum(dim=1).mean(), logits
+
+
+def _trades_step(tr, x, y, index, epoch):
+    c = tr.config
+    clean = tr.forward(x).float()
+    target = F.softmax(clean.detach(), dim=1)
+
+    def kl_to_clean(adv_logits):
+        return F.kl_div(F.log_softmax(adv_logits.float(), dim=1), target, reduction="batchmean")
+
+    x_adv = tr._attack(x, kl_to_clean, c.attack_steps, c.step_size, random_start=True)
+    adv = tr.forward(x_adv).float()
+    robust = F.kl_div(F.log_softmax(adv, dim=1), F.softmax(clean, dim=1), reduction="batchmean")
+    if c.adversarial == "trades" or epoch < c.sglr_start_epoch:
+        return tr.loss(clean, y) + c.trades_beta * robust, clean
+    soft = tr._refined_labels(index, clean, adv)  # TRADES+SGLR: soft labels in the clean term
+    natural = -(soft * F.log_softmax(clean, dim=1)).sum(1).mean()
+    return natural + c.trades_beta * robust, clean
+
+
+STEP_LOSSES = {"none": _clean_step, "fgsm": _fgsm_step, "fgsm_rs": _fgsm_rs_step, "pgd": _pgd_step,
+               "sglr": _pgd_step, "trades": _trades_step, "trades_sglr": _trades_step}
+
+
 def _check_labels(y: torch.Tensor, num_classes: int, dataset: str) -> None:
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise ValueError(f"dataset {dataset!r} holds labels outside [0, {num_classes - 1}]")
-
-
-def _check_eval_inputs(model, x, y, batch_size) -> int:
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    from lsnotes.attacks import check_batch
-
-    check_batch(x, y)
-    return positive_int("batch_size", batch_size)
-
-
-def _check_labels_fit(model, x, y, device) -> None:
-    """Refuse labels the model has no output for (one forward pass of one example)."""
-    with torch.no_grad():
-        n_classes = model(x[:1].to(device)).shape[1]
-    if int(y.max()) >= n_classes:
-        raise ValueError(f"y holds class {int(y.max())} but the model has {n_classes} outputs")
-
-
-@torch.no_grad()
-def correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Which examples ``model`` (evaluation mode) classifies correctly: a bool tensor on ``y``'s
-    device; the model's mode is restored."""
-    batch_size = _check_eval_inputs(model, x, y, batch_size)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    try:
-        _check_labels_fit(model, x, y, device)
-        right = [model(x[i:i + batch_size].to(device)).argmax(1) == y[i:i + batch_size].to(device)
-                 for i in range(0, len(y), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(right).to(y.device)
-
-
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 500) -> float:
-    """Clean accuracy of ``model`` (evaluation mode) on ``(x, y)``; its mode is restored."""
-    return int(correct(model, x, y, batch_size).sum()) / len(y)
-
-
-def robust_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int = 10,
-                    seed: int = 0, batch_size: int = 500) -> float:
-    """Accuracy under a 10-step L∞ PGD (step ε/4, random start): a quick training-time monitor.
-
-    The model runs in evaluation mode; its mode is restored.
-    """
-    batch_size = _check_eval_inputs(model, x, y, batch_size)
-    eps = number_in("eps", eps, 0.0, 1.0)
-    steps = positive_int("steps", steps)
-    seed = non_negative_int("seed", seed)
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    correct = 0
-    try:
-        _check_labels_fit(model, x, y, device)
-        for start in range(0, len(y), batch_size):
-            xb = x[start:start + batch_size].to(device)
-            yb = y[start:start + batch_size].to(device).long()
-            x_adv = adversarial_examples(model, xb, _cross_entropy_objective(yb), eps, steps,
-                                         eps / 4, True, generator)
-            with torch.no_grad():
-                correct += int((model(x_adv).argmax(1) == yb).sum())
-    finally:
-        model.train(was_training)
-    return correct / len(y)
 
 
 class DirectoryCheckpoints:
@@ -537,18 +346,18 @@ def train_or_load(config: TrainConfig, progress: bool = True, cache_dir: str | P
     key = config.key()
     directory = cache.entry_dir(key, cache_dir)
 
-    def usable(stored: TrainResult | None) -> bool:
+    def usable(stored: TrainResult | None, locked: bool) -> bool:
         return (stored is not None
                 and not (eval_robust and any("robust_acc" not in r for r in stored.history))
-                and not (keep_best and cache.load_best(directory, key) is None))
+                and not (keep_best and cache.load_best(directory, key, discard=locked) is None))
 
     # Without the lock a writer may be replacing the entry: a failed read here discards nothing.
-    stored = load_trained(config, cache_dir, discard=False)
-    if usable(stored):
+    stored = load_trained(config, cache_dir)
+    if usable(stored, locked=False):
         return stored
     with cache.lock_for(key, cache_dir):
-        stored = load_trained(config, cache_dir)
-        if usable(stored):
+        stored = load_trained(config, cache_dir, discard=True)
+        if usable(stored, locked=True):
             return stored
         result = train(config, progress=progress, eval_robust=eval_robust or keep_best,
                        checkpoint_dir=directory, on_epoch_end=on_epoch_end)
@@ -561,12 +370,14 @@ def train_or_load(config: TrainConfig, progress: bool = True, cache_dir: str | P
 
 
 def load_trained(config: TrainConfig, cache_dir: str | Path | None = None, *,
-                 discard: bool = True) -> TrainResult | None:
+                 discard: bool = False) -> TrainResult | None:
     """The cached model for ``config`` if a verified entry exists, else None; never trains.
 
     A damaged entry, or one that verifies but does not load into the model (weights of another
-    shape), is reported with a :class:`lsnotes.cache.CacheWarning`, removed, and reads as missing;
-    ``discard=False`` leaves it in place (for a reader that does not hold the key's lock).
+    shape), reads as missing. ``discard=True`` says the caller holds the key's lock
+    (:func:`lsnotes.cache.lock_for`): the entry is then reported with a
+    :class:`lsnotes.cache.CacheWarning` and removed. Without the lock another process may be
+    rewriting the entry, so nothing is deleted.
     """
     if not isinstance(config, TrainConfig):
         raise ValueError(f"config must be a TrainConfig; got {type(config).__name__}")

@@ -125,3 +125,55 @@ def trained_binary_linear(steps: int = 150, seed: int = 0):
             for p, g in zip(model.parameters(), grads):
                 p -= 0.5 * g
     return model.eval()
+
+
+class _BadBackward(torch.autograd.Function):
+    """The identity forward; a backward that returns ``fill`` times the incoming gradient."""
+
+    @staticmethod
+    def forward(ctx, x, fill):
+        ctx.fill = fill
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * ctx.fill, None
+
+
+class BadGradient(nn.Module):
+    """A sound model behind a layer whose backward pass is broken: ``fill = nan`` (a 0·∞ in a
+    custom layer), ``inf``, or 0 (a zero gradient). The forward pass is the model's own, so
+    its robustness is exactly the model's."""
+
+    def __init__(self, model, fill: float):
+        super().__init__()
+        self.model, self.fill = model, fill
+
+    def forward(self, x):
+        return self.model(_BadBackward.apply(x, self.fill))
+
+
+class NumpyForward(nn.Module):
+    """Runs a preprocessing step in numpy (as JPEG-compression defences do): no autograd graph
+    reaches the input at all."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        pixels = torch.from_numpy(x.detach().cpu().numpy().copy()).to(x.device)
+        return self.model(pixels)
+
+
+class NoGrad(nn.Module):
+    """Computes its first layer under ``torch.no_grad()``: a graph cut at the input."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        with torch.no_grad():
+            first = self.model[0](x)
+        return self.model[1:](first)

@@ -38,6 +38,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import fuzzing  # noqa: E402,F401  (loads the hypothesis profile: derandomised unless make fuzz)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():

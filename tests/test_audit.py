@@ -294,7 +294,7 @@ def test_l2_audit_sweeps_to_the_diameter_of_the_cube(linear, data):
     assert report.unconstrained_eps == 6.0                  # √36 pixels: any image is in reach
     assert report.eps_sweep[6.0] == 0.0 and not report.serious
     assert report.to_dict()["threat_model"] == "L2"
-    assert report.row("fgsm").description.startswith("FGM (L2)")
+    assert report.row("fgm").description.startswith("FGM (L2)")
 
 
 def test_audit_rejects_bad_arguments(linear, data):

@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 import pytest
 import torch
+from fuzzing import examples
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from lsnotes import attacks, checks, data, losses, robustness, toy, train
@@ -167,7 +168,7 @@ def case_and_bad_value(draw):
     return case, draw(BAD[case.kind])
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(500), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case_and_bad_value())
 def test_bad_input_is_refused_by_name(case_and_value):
     case, value = case_and_value
@@ -187,3 +188,58 @@ def test_every_case_accepts_a_good_value(case):
     if case.param == "gamma":
         good = 0.6
     case.call(good)
+
+
+def test_audit_refuses_bad_settings_before_any_work():
+    import math as _math
+
+    from lsnotes import robustness
+    from tiny_models import blobs, trained_linear
+
+    model = trained_linear(steps=5)
+    x, y = blobs(8, seed=0)
+    for call, name in [
+        (lambda: robustness.Battery("b", pgd_steps=0), "pgd_steps"),
+        (lambda: robustness.Battery("b", sweep=(_math.nan,)), "sweep"),
+        (lambda: robustness.audit(model, x, y, 1e6, norm="l2"), "eps"),
+        (lambda: robustness.audit(model, x.double(), y, 0.1), "dtype"),
+        (lambda: robustness.audit(model, x, y, 0.1, bpda_layer="nope"), "bpda_layer"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            call()
+
+
+def test_audit_cli_refuses_bad_paths_in_one_line(tmp_path, capsys):
+    from lsnotes.cli import main
+
+    existing = tmp_path / "file.txt"
+    existing.write_text("x")
+    model_file = tmp_path / "m.py"
+    model_file.write_text("import torch\ndef build():\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))\n")
+    for argv, words in [
+        (["audit", "--model", "/etc/passwd:x", "--dataset", "mnist", "--out", str(tmp_path / "o")],
+         "not a Python source file"),
+        (["audit", "--model", f"{model_file}:build", "--dataset", "mnist", "--out", str(existing)],
+         "existing file"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and len(err.splitlines()) == 1, err
+
+
+def test_the_report_pair_is_replaced_as_a_whole(tmp_path, monkeypatch):
+    from lsnotes.robustness import cli
+
+    class Fake:
+        def __init__(self, tag):
+            self.tag = tag
+
+        def save_json(self, path):
+            path.write_text(self.tag)
+
+    monkeypatch.setattr(cli, "save_html", lambda report, path: path.write_text(report.tag))
+    cli.save_report_pair(Fake("one"), tmp_path / "out")
+    cli.save_report_pair(Fake("two"), tmp_path / "out")
+    texts = {p.name: p.read_text() for p in (tmp_path / "out").iterdir()}
+    assert texts == {"report.json": "two", "report.html": "two"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]

@@ -133,8 +133,17 @@ def test_report_refuses_labels_and_images_the_model_cannot_take(linear, data):
 
 
 def fake_training(monkeypatch, model, x, y):
+    """Make ``lsnotes attack`` load ``model`` and evaluate on (x, y) without training anything.
+
+    Every command module is imported first: a module first imported while the fakes are in place
+    would bind them by ``from lsnotes.train import train_or_load`` and keep them after the test
+    (lsnotes.zoo did, and later tests got this tiny model as the zoo's cross-entropy model).
+    """
+    from lsnotes import cli
     from lsnotes import data as data_lib
     from lsnotes import train as train_lib
+
+    cli.build_parser()
 
     class Result:
         pass
@@ -190,6 +199,22 @@ def test_cli_attack_rejects_unknown_attack(linear, data, monkeypatch, capsys):
     fake_training(monkeypatch, linear, *data)
     assert cli.main(["attack", "--config", "{}", "--attacks", "pgd7"]) == 2
     assert "pgd7" in capsys.readouterr().err
+
+
+def test_the_fake_trainer_leaves_nothing_behind(linear, data, monkeypatch):
+    """After a test that fakes training, no lsnotes module still holds the fake."""
+    import sys
+
+    from lsnotes import data as data_lib
+    from lsnotes import train as train_lib
+
+    with monkeypatch.context() as patch:
+        fake_training(patch, linear, *data)
+    real = {"train_or_load": train_lib.train_or_load, "load_dataset": data_lib.load_dataset}
+    leaked = [f"{name}.{attr}" for name, module in list(sys.modules.items())
+              if name.startswith("lsnotes") for attr, function in real.items()
+              if getattr(module, attr, function) is not function]
+    assert leaked == []
 
 
 TINY_CONFIG = {"model": "linear", "train_size": 100, "test_size": 50, "epochs": 1, "device": "cpu"}

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from lsnotes import data, train
+from lsnotes.losses import LS_METHODS
 from lsnotes.zoo import book
 from lsnotes.data import DATASETS
 from lsnotes.models import MODELS
@@ -117,10 +118,10 @@ def test_a_zoo_model_is_trained_once_then_loaded(tmp_path, monkeypatch):
 
 QUICK_REQUESTS = {  # what the chapters asked the zoo for before chapter_models existed
     "training_with_ls": [("ce", 0.0, 1.0, "none")] + [
-        (m, a, 1.0, "none") for m in book.LS_METHODS for a in (0.1, 0.5, 0.9)] + [
-        ("bls", 0.5, t, "none") for t in (0.1, 10.0)],
+        (m, a, 1.0, "none") for m in LS_METHODS for a in (0.1, 0.5, 0.9)] + [
+        ("bls", 0.5, t, "none") for t in (0.1, 10.0)] + [("ce", 0.0, 1.0, "fgsm")],
     "classic_attacks": [("ce", 0.0, 1.0, "none")] + [
-        (m, a, 1.0, "none") for m in book.LS_METHODS for a in (0.1, 0.5, 0.9)] + [
+        (m, a, 1.0, "none") for m in LS_METHODS for a in (0.1, 0.5, 0.9)] + [
         ("ce", 0.0, 1.0, "fgsm")],
     "gradient_masking": [("ce", 0.0, 1.0, "none"), ("szegedy", 0.9, 1.0, "none"),
                          ("ce", 0.0, 1.0, "pgd"), ("ce", 0.0, 1.0, "trades"),

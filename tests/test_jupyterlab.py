@@ -57,7 +57,17 @@ def lab(tmp_path_factory, executed_book):
     It waits for the book run (``executed_book``): trained-model chapters then load their models
     from the cache that run filled instead of training them inside the browser test.
     """
-    base = tmp_path_factory.mktemp("jupyterlab")
+    yield from serve_book(tmp_path_factory.mktemp("jupyterlab"))
+
+
+@pytest.fixture(scope="module")
+def lab_before_any_run(tmp_path_factory):
+    """The same server for tests that run a few cells only (no book run needed)."""
+    yield from serve_book(tmp_path_factory.mktemp("jupyterlab_cells"))
+
+
+def serve_book(base):
+    """Start the server on a copy of book/ under ``base``; yield its url, token and root."""
     root, settings = base / "root", base / "settings"
     shutil.copytree(REPO / "book", root / "book",
                     ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
@@ -258,4 +268,78 @@ def test_run_all_and_move_slider_redraws_figure(lab, chapter, slider_label, exec
         assert after_value != before_value, f"{chapter}: the {slider_label} readout did not move"
         assert after_png != before_png, f"{chapter}: the redrawn figure looks the same"
         print(f"{chapter}: {slider_label} {before_value} -> {after_value}, figure redrawn")
+        page.close()
+
+
+# A checkable exercise, a wrong answer with the hint it must get, and a right answer. One-liners:
+# typed into CodeMirror, a multi-line answer would be re-indented by the editor.
+LAB_EXERCISE = dict(
+    chapter="gradient_masking", label="gradient_masking-worst_case",
+    stub="def worst_case_accuracy(correct):",
+    wrong="worst_case_accuracy = lambda correct: correct.float().mean(1).min().item()",
+    hint="survives every attack",
+    right="worst_case_accuracy = lambda correct: correct.all(0).float().mean().item()")
+CELL_S = 120
+
+
+def code_cell(page, text: str):
+    """The visible notebook's code cell whose source contains ``text``."""
+    cell = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-CodeCell",
+                        has=page.locator(".jp-InputArea-editor", has_text=text)).first
+    assert cell.count() == 1, f"no code cell containing {text!r}"
+    return cell
+
+
+def run_cell(page, cell, expected: str, source: str | None = None) -> str:
+    """Optionally replace the cell's source, run it (Shift+Enter), wait for ``expected`` in its
+    output; return the output text."""
+    cell.scroll_into_view_if_needed()
+    cell.locator(".jp-InputArea-editor").click()
+    if source is not None:
+        page.keyboard.press("Control+A")
+        page.keyboard.insert_text(source)
+    page.keyboard.press("Shift+Enter")
+    output = cell.locator(".jp-OutputArea")
+    try:
+        page.wait_for_function("([el, text]) => el.innerText.includes(text)",
+                               arg=[output.element_handle(), expected], timeout=CELL_S * 1000,
+                               polling=500)
+    except Exception as err:
+        page.screenshot(path=str(screenshot_path("jupyterlab_exercise_timeout")))
+        raise AssertionError(f"no {expected!r} in the output; it shows {output.inner_text()!r}") from err
+    return output.inner_text()
+
+
+def test_exercise_check_gives_hint_then_passes(lab_before_any_run):
+    """A reader at a chapter's exercise: the directive renders, the untouched stub is "not
+    attempted", a wrong answer gets its hint, a right one passes."""
+    lab, ex = lab_before_any_run, LAB_EXERCISE
+    relative = chapter_in_lab(lab, ex["chapter"])
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(30_000)
+        page.goto(f"{lab['url']}/lab/tree/{relative}?token={lab['token']}")
+        page.locator(".jp-NotebookPanel .jp-Notebook").first.wait_for(timeout=OPEN_S * 1000)
+        wait_until(page, """() => /\\|\\s*Idle/.test(
+            (document.querySelector('#jp-main-statusbar') || {}).textContent || '')""",
+                   OPEN_S, "the kernel to start")
+        prose = "\n".join(page.locator(
+            ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-MarkdownCell:visible").all_inner_texts())
+        assert "worst_case_accuracy(correct)" in prose, "the exercise's prose is not rendered"
+        assert "{exercise}" not in prose and ":label:" not in prose, "raw exercise directive shown"
+
+        run_cell(page, code_cell(page, "from lsnotes.exercises import check"), "")
+        check_call = 'check("%s", worst_case_accuracy)' % ex["label"]
+        check_cell = code_cell(page, check_call)
+        stub_cell = code_cell(page, ex["stub"])
+        run_cell(page, stub_cell, "")  # the untouched stub, as a reader first runs it
+        assert "not attempted" in run_cell(page, check_cell, "not attempted")
+        run_cell(page, stub_cell, "", source=ex["wrong"])
+        assert ex["hint"] in " ".join(run_cell(page, check_cell, "Hint:").split())
+        answer_cell = code_cell(page, ex["wrong"].split(":")[0])  # the cell just rewritten
+        run_cell(page, answer_cell, "", source=ex["right"])
+        assert "passed" in run_cell(page, check_cell, "passed")
+        page.screenshot(path=str(screenshot_path("jupyterlab_exercise_passed")))
+        stderr = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+        assert not [t for t in stderr.all_inner_texts() if "Traceback" in t]
         page.close()

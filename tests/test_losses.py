@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from fuzzing import examples
 from hypothesis import given, settings, strategies as st
 
 from lsnotes import losses as L
@@ -22,7 +23,7 @@ def _random_logits(seed: int, batch: int, num_classes: int, scale: float, ties: 
     return z, y
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(seed=st.integers(0, 2**31 - 1),
        num_classes=st.sampled_from([2, 3, 7, 10, 100, 1000]),
        batch=st.integers(1, 6),

@@ -61,11 +61,18 @@ def location_lines(table: papers.PaperTable) -> range:
 @pytest.mark.parametrize("name", papers.PAPERS)
 def test_every_file_has_the_metadata_and_a_known_citation_key(name):
     doc = raw(name)
-    assert set(doc) == {"paper", "citation_key", "title", "authors", "year", "source", "settings",
-                        "tables"}
+    assert set(doc) - {"repository"} == {"paper", "citation_key", "title", "authors", "year",
+                                         "source", "settings", "tables"}
     assert doc["paper"] == name and isinstance(doc["year"], int)
     bib_keys = re.findall(r"@\w+\{([^,]+),", (REPO / "book" / "references.bib").read_text())
     assert doc["citation_key"] in bib_keys
+    if "repository" in doc:  # facts read from the authors' code, cited as the code
+        repository = doc["repository"]
+        assert set(repository) == {"name", "citation_key", "facts"}
+        assert repository["citation_key"] in bib_keys
+        for fact_name, fact in repository["facts"].items():
+            assert set(fact) == {"value", "source", "about"}, fact_name
+            assert re.search(r", commit [0-9a-f]{40}$", fact["source"]), fact_name
     for fact_name, fact in doc["settings"].items():
         assert set(fact) == {"value", "line", "about"}, fact_name
         assert isinstance(fact["value"], str) and type(fact["line"]) is int, fact_name
@@ -403,3 +410,25 @@ def test_loaded_data_cannot_be_changed_by_a_caller():
     assert papers.PAPERS_DIR == REPO / "lsnotes" / "paper_tables"
     assert (REPO / "book" / "papers").resolve() == papers.PAPERS_DIR  # the book links to them
     assert "tables" not in meta
+
+
+def test_goibert_fgsm_finding_states_the_cells_where_ls_is_ahead():
+    """The FGSM finding: adversarial training is better overall, and the count of set-up/ε cells
+    where the best LS model is ahead of it (both run) is the one the JSON states."""
+    t = papers.table("goibert2019", "fgsm")
+    records = t.to_records(parsed=True)
+    ahead, cells = [], 0
+    for setup in SETUPS:
+        for eps in t.columns:
+            ls = [r[eps] for r in records
+                  if r["set-up"] == setup and r["method"] in LS_METHODS and r[eps] is not None]
+            at = [r[eps] for r in records
+                  if r["set-up"] == setup and r["method"] == "Adv. training" and r[eps] is not None]
+            if ls and at:
+                cells += 1
+                if max(ls) > at[0]:
+                    ahead.append(f"{setup} {eps}")
+    fact = papers.paper("goibert2019")["settings"]["finding_fgsm"]
+    assert 0 < len(ahead) < cells / 2  # "better overall, not in every cell"
+    assert f"in {len(ahead)} of the {cells} set-up/ε cells" in fact["about"]
+    assert all(cell in fact["about"] for cell in ahead), ahead

@@ -11,8 +11,9 @@ import torch
 from lsnotes import cache, cli
 from lsnotes import train as train_lib
 from lsnotes.attacks import maximise_in_ball, pgd
-from lsnotes.train import (ADVERSARIAL_MODES, TrainConfig, accuracy, robust_accuracy, scheduled_lr,
-                           train, train_or_load)
+from lsnotes.metrics import accuracy, robust_accuracy
+from lsnotes.train import TrainConfig, scheduled_lr, train, train_or_load
+from lsnotes.train_config import ADVERSARIAL_MODES
 
 TINY = dict(model="linear", train_size=200, test_size=100, epochs=2, batch_size=50, device="cpu")
 
@@ -231,7 +232,7 @@ def test_accuracy_takes_int32_labels_and_refuses_bad_input():
 
 
 def test_correct_is_per_example_and_matches_accuracy_across_batches():
-    from lsnotes.train import correct
+    from lsnotes.metrics import correct
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3)).train()
     x = torch.rand(7, 4)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from lsnotes import cache, cli, data, zoo
+import lsnotes.zoo.cluster  # noqa: F401  (zoo.cluster below)
 from lsnotes.robustness import evaluate
 
 TINY = dict(train_size=200, test_size=40, epochs=2, device="cpu")
@@ -260,7 +261,7 @@ def test_a_sharded_battery_equals_the_unsharded_report(use_ray, request, linear,
     assert parts.clean_correct == whole.clean_correct
     assert parts.robust_correct == whole.robust_correct
     assert 0 < whole.robust_acc("pgd20") < whole.clean_acc  # the attacks did something
-    assert zoo.schedule.shard_bounds(100, 16, 3) == [(0, 48), (48, 80), (80, 100)]
+    assert zoo.cluster.shard_bounds(100, 16, 3) == [(0, 48), (48, 80), (80, 100)]
 
 
 def test_shards_must_start_on_batch_boundaries(linear):
@@ -270,3 +271,15 @@ def test_shards_must_start_on_batch_boundaries(linear):
     with pytest.raises(ValueError, match="first_index"):
         evaluate._attack_batched("fgsm", linear, x, y, 0.1, seed=0, batch_size=4, overrides={},
                                  progress=False, first_index=2)
+
+
+@pytest.mark.parametrize("address, message", [
+    ("127.0.0.1:1", "no Ray cluster answers"), ("ray://127.0.0.1:1", "no Ray cluster answers"),
+    ("headnode", "host:port"), ("127.0.0.1:99999", "port 1-65535"), (":6379", "host:port"),
+])
+@pytest.mark.timeout(120)  # ray.init alone retries an unreachable head for minutes
+def test_an_unreachable_or_malformed_ray_address_is_refused_at_once(address, message, capsys):
+    with pytest.raises(ValueError, match=message):
+        zoo.cluster.check_ray_address(address, timeout=2.0)
+    assert cli.main(["zoo", "train", "--ray", address, "--limit", "1"]) == 2
+    assert message in capsys.readouterr().err

@@ -25,7 +25,7 @@ Modules: :mod:`~lsnotes.attacks.base` (checks, projection, losses), :mod:`~lsnot
 :mod:`~lsnotes.attacks.registry` (the attacks by name).
 """
 
-from lsnotes.attacks.base import NORMS, LOSSES, seeded_generator, frozen_model, check_batch, check_fits, linf_bounds, project, margin, margin_loss, attack_loss, maximise_in_ball  # noqa: F401
+from lsnotes.attacks.base import NORMS, LOSSES, seeded_generator, frozen_model, check_batch, check_fits, linf_bounds, project, margin, margin_loss, attack_loss, maximise_in_ball, predict, predict_logits, finite_gradient, finite_images, NonFiniteGradientWarning, NonFiniteImageWarning  # noqa: F401
 from lsnotes.attacks.gradient import pgd, fgsm, bim, multitargeted, odi, tanh_linf  # noqa: F401
 from lsnotes.attacks.minimal import deepfool, carlini_wagner_l2  # noqa: F401
 from lsnotes.attacks.autoattack import AUTOATTACK_PARTS, autoattack, apgd_ce, square  # noqa: F401

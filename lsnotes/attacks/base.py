@@ -7,6 +7,7 @@ import contextlib
 import math
 import torch
 import torch.nn.functional as F
+import warnings
 import zlib
 from tqdm.auto import tqdm
 
@@ -180,26 +181,64 @@ def project(x_adv: torch.Tensor, x: torch.Tensor, eps: float, norm: str = "linf"
     scale = (eps / _per_example_norm(delta).clamp_min(1e-12)).clamp(max=1.0)
     x_adv = (x + delta * _view_per_example(scale, x)).clamp(0, 1)
     # Clamping to the box only shortens δ, but x + δ rounds to x's precision: near 1 that is a
-    # relative error of ulp(1)/|δ| in a small δ. Shrink the ones still too long, harder each time.
+    # relative error of ulp(1)/|δ| in a small δ (and a δ of one ulp cannot shrink by a factor
+    # near 1 at all). Shrink the ones still too long, harder each time, then halve them; any
+    # left over (ε below the rounding of x + δ) fall back to x itself, whose δ = 0 is in every ball.
     eps_t = torch.tensor(eps, dtype=x.dtype, device=x.device)
     if float(eps_t) > eps:  # the dtype rounded ε upwards; compare with the next value below
         eps_t = torch.nextafter(eps_t, torch.zeros_like(eps_t))
-    for attempt in range(8):
+    shrinks = [1 - 2.0 ** (-20 + 2 * attempt) for attempt in range(9)] + [0.5] * 12
+    for shrink_by in shrinks:
         too_long = _per_example_norm(x_adv - x) > eps_t
         if not too_long.any():
-            break
-        shrink = torch.where(too_long, 1 - 2.0 ** (-20 + 2 * attempt), 1.0).to(x.dtype)
+            return x_adv
+        shrink = torch.where(too_long, shrink_by, 1.0).to(x.dtype)
         x_adv = (x + (x_adv - x) * _view_per_example(shrink, x)).clamp(0, 1)
-    return x_adv
+    too_long = _per_example_norm(x_adv - x) > eps_t
+    return torch.where(_view_per_example(too_long, x), x, x_adv)
 
 
-def _input_gradient(losses: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
+class NonFiniteGradientWarning(RuntimeWarning):
+    """An attack met non-finite input gradients (nan or inf, e.g. a backward pass of 0·∞): those
+    examples made no move on that step. The audit counts these warnings per attack."""
+
+
+class NonFiniteImageWarning(RuntimeWarning):
+    """An attack produced a non-finite image; the clean input was returned in its place."""
+
+
+def finite_gradient(grad: torch.Tensor, where: str) -> torch.Tensor:
+    """``grad`` with each example whose gradient holds a nan or inf set to zero: a non-finite
+    gradient is treated as absent, so that step makes no move. Warns
+    (:class:`NonFiniteGradientWarning`) with the number of such examples."""
+    finite = torch.isfinite(grad.flatten(1)).all(1)
+    if bool(finite.all()):
+        return grad
+    warnings.warn(NonFiniteGradientWarning(
+        f"{where}: {int((~finite).sum())} example(s) had non-finite input gradients (nan or inf); "
+        f"they made no move on that step"), stacklevel=3)
+    return torch.where(_view_per_example(finite, grad), grad, torch.zeros_like(grad))
+
+
+def finite_images(x_adv: torch.Tensor, x: torch.Tensor, where: str) -> torch.Tensor:
+    """``x_adv`` with any example holding a nan or inf replaced by the clean ``x``: no attack
+    returns a non-finite image (or counts one as a success)."""
+    finite = torch.isfinite(x_adv.flatten(1)).all(1)
+    if bool(finite.all()):
+        return x_adv
+    warnings.warn(NonFiniteImageWarning(
+        f"{where}: {int((~finite).sum())} non-finite adversarial example(s) replaced by the clean "
+        f"input"), stacklevel=3)
+    return torch.where(_view_per_example(finite, x_adv), x_adv, x.to(x_adv.dtype))
+
+
+def _input_gradient(losses: torch.Tensor, x_adv: torch.Tensor, where: str = "attack") -> torch.Tensor:
     """d(sum of losses)/d(input); zero where the graph does not reach the input (a cut graph is
-    a zero gradient to an attacker: it cannot move)."""
+    a zero gradient to an attacker: it cannot move) and for examples whose gradient is not finite."""
     if not losses.requires_grad:
         return torch.zeros_like(x_adv)
     grad, = torch.autograd.grad(losses.sum(), x_adv, allow_unused=True)
-    return torch.zeros_like(x_adv) if grad is None else grad
+    return torch.zeros_like(x_adv) if grad is None else finite_gradient(grad, where)
 
 
 def _ascent_direction(grad: torch.Tensor, norm: str) -> torch.Tensor:
@@ -250,6 +289,7 @@ class _BestIterate:
         """Keep ``x_new`` where it beats the current best."""
         loss = loss.detach()
         better = (wrong & ~self.wrong) | ((wrong == self.wrong) & (loss > self.loss))
+        better &= torch.isfinite(x_new.detach().flatten(1)).all(1)  # never keep a nan image
         self.x = torch.where(_view_per_example(better, self.x), x_new.detach(), self.x)
         self.wrong = torch.where(better, wrong, self.wrong)
         self.loss = torch.where(better, loss, self.loss)
@@ -261,9 +301,17 @@ class _BestIterate:
         self.offer(x_new, logits.argmax(1) != y, attack_loss(logits, y, loss))
 
 
-def _predict(model, x, batch_size: int = 1024) -> torch.Tensor:
-    with torch.no_grad():
-        return torch.cat([model(chunk).argmax(1) for chunk in x.split(batch_size)])
+def predict_logits(model, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """The model's outputs on ``x``, batch by batch, in eval mode and without autograd: the one
+    batched-predict helper of :mod:`lsnotes.attacks` and :mod:`lsnotes.robustness`."""
+    with frozen_model(model), torch.no_grad():
+        return torch.cat([model(chunk) for chunk in x.split(batch_size)])
+
+
+def predict(model, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """The predicted class per example (see :func:`predict_logits`)."""
+    return predict_logits(model, x, batch_size).argmax(1)
+
 
 
 class _Adam:
@@ -322,6 +370,7 @@ def maximise_in_ball(model, x, objective, eps, steps, step_size, random_start, g
     for _ in range(steps):
         delta.requires_grad_(True)
         (grad,) = torch.autograd.grad(objective(model(x + delta)), delta)
+        grad = torch.where(torch.isfinite(grad), grad, torch.zeros_like(grad))  # no host sync
         delta = (delta.detach() + step_size * _ascent_direction(grad, "linf")).clamp(-eps, eps)
         delta = (x + delta).clamp(0, 1) - x
     return (x + delta).detach()

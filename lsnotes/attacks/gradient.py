@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 from typing import Callable
 
 from lsnotes.checks import choice, flag, number_in, positive_int
-from lsnotes.attacks.base import attack_loss, check_batch, check_fits, frozen_model, linf_bounds, LOSSES, margin, project, _Adam, _ascent_direction, _BestIterate, _check_eps, _check_target, _generator, _input_gradient, _random_start, _steps_bar, _uniform
+from lsnotes.attacks.base import attack_loss, check_batch, check_fits, frozen_model, linf_bounds, LOSSES, project, _Adam, _ascent_direction, _BestIterate, _check_eps, _check_target, _generator, _input_gradient, finite_gradient, finite_images, _random_start, _steps_bar, _uniform
 
 def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, norm: str = "linf",
         loss: str = "ce", restarts: int = 1, random_start: bool = True, x_init=None, target=None,
@@ -40,6 +40,8 @@ def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, no
     if x_init is not None and (not isinstance(x_init, torch.Tensor) or x_init.shape != x.shape
                                or not x_init.is_floating_point()):
         raise ValueError(f"x_init must be a float tensor of x's shape {tuple(x.shape)}")
+    if x_init is not None and not torch.isfinite(x_init).all():
+        raise ValueError("x_init must hold finite values (no nan or inf)")
     target = _check_target(target, y, x)
     random_start, keep_best = flag("random_start", random_start), flag("keep_best", keep_best)
     generator = _generator(generator)
@@ -78,7 +80,7 @@ def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, no
                     run.x, run.wrong, run.loss = x_adv.detach(), wrong, losses.detach()
                 if step == steps:
                     break
-                grad = _input_gradient(losses, x_adv)
+                grad = _input_gradient(losses, x_adv, "pgd")
                 x_adv = torch.add(x_adv.detach(), _ascent_direction(grad, norm), alpha=step_size)
                 if norm == "linf":  # bounds computed once per call, not per step
                     x_adv = torch.clamp(x_adv, low, high)
@@ -90,13 +92,14 @@ def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, no
             else:
                 best.offer(run.x, run.wrong, run.loss)
         bar.close()
-    return best.x.detach()
+    return finite_images(best.x.detach(), x, "pgd")
 
 
 def fgsm(model, x, y, eps, *, loss: str = "ce", generator=None) -> torch.Tensor:
     """FGSM as in Fu et al. (2020): one signed step of 2ε from x, clipped into the ε-ball.
 
-    Clipping makes it identical to Goodfellow et al.'s step of ε; no random start.
+    Clipping makes it identical to Goodfellow et al.'s step of ε; no random start. Taught in the
+    classic_attacks chapter, whose exercise ``classic_attacks-fgsm`` has the reader write it.
     """
     return pgd(model, x, y, eps, steps=1, step_size=2 * number_in("eps", eps, 0.0, 1.0), loss=loss,
                random_start=False, keep_best=False, generator=generator)
@@ -141,7 +144,7 @@ def multitargeted(model, x, y, eps, *, steps: int = 20, step_size: float | None 
             x_adv = pgd(model, x, y, eps, steps=steps, step_size=step_size, norm=norm, loss="cw",
                         target=target, generator=generator)
             best.offer_scored(model, x_adv, y, "cw")
-    return best.x
+    return finite_images(best.x, x, "odi")
 
 
 def odi(model, x, y, eps, *, odi_steps: int = 2, odi_step_size: float | None = None,
@@ -170,7 +173,7 @@ def odi(model, x, y, eps, *, odi_steps: int = 2, odi_step_size: float | None = N
             x_adv = project(x + eps * _uniform(x.shape, generator, x), x, eps, norm)
             for _ in range(odi_steps):
                 x_adv.requires_grad_(True)
-                grad, = torch.autograd.grad((w * model(x_adv)).sum(), x_adv)
+                grad = _input_gradient((w * model(x_adv)).sum(1), x_adv, "odi")
                 x_adv = project(x_adv.detach() + odi_step_size * _ascent_direction(grad, norm),
                                 x, eps, norm)
             x_adv = pgd(model, x, y, eps, steps=steps, step_size=step_size, norm=norm, loss="cw",
@@ -212,5 +215,5 @@ def tanh_linf(model, x, y, eps, *, steps: int = 20, step_size: float = 0.1, loss
             if step == steps:
                 break
             grad, = torch.autograd.grad(-losses.sum(), w)
-            w = optimizer.descent(w.detach(), grad)
-    return best.x
+            w = optimizer.descent(w.detach(), finite_gradient(grad, "tanh_linf"))
+    return finite_images(best.x, x, "tanh_linf")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lsnotes.checks import choice, flag, number_in, positive_int
-from lsnotes.attacks.base import check_batch, check_fits, frozen_model, margin, _Adam, _per_example_norm, _predict, _steps_bar, _view_per_example
+from lsnotes.attacks.base import check_batch, check_fits, finite_gradient, finite_images, frozen_model, margin, _Adam, _per_example_norm, predict, _steps_bar, _view_per_example
 
 def _difference_gradients(logits, x, classes: torch.Tensor):
     """The differences z_k − z_label and their gradients for the candidate classes.
@@ -75,6 +75,13 @@ def deepfool(model, x, y=None, *, num_classes: int | None = None, overshoot: flo
                 x_in = x_adv[idx].requires_grad_(True)
                 logits = model(x_in)
             f, w = _difference_gradients(logits, x_in, classes[idx])  # (n, C-1), (n, C-1, ...)
+            usable = torch.isfinite(w.flatten(1)).all(1) & torch.isfinite(f).all(1)
+            if not usable.all():  # a nan/inf gradient is no direction: stop moving that example
+                finite_gradient(w.flatten(1), "deepfool")
+                active[idx[~usable]] = False
+                idx, f, w = idx[usable], f[usable], w[usable]
+                if idx.numel() == 0:
+                    break
             w_norm = w.flatten(2).norm(dim=2).clamp_min(1e-12)
             distance = f.abs() / w_norm
             nearest = distance.argmin(1)
@@ -83,7 +90,8 @@ def deepfool(model, x, y=None, *, num_classes: int | None = None, overshoot: flo
             scale = (f_near.abs() + 1e-4) / w_norm[torch.arange(len(idx)), nearest] ** 2
             r_total[idx] += _view_per_example(scale, w_near) * w_near
             x_adv[idx] = (x[idx] + (1 + overshoot) * r_total[idx]).clamp(0, 1)
-        success = _predict(model, x_adv) != label
+        x_adv = finite_images(x_adv, x, "deepfool")
+        success = predict(model, x_adv) != label   # judged on the image returned
     return x_adv, _per_example_norm(x_adv - x), success
 
 
@@ -140,11 +148,13 @@ def carlini_wagner_l2(model, x, y, *, c_init: float = 1e-2, binary_steps: int = 
                     break
                 objective = dist + c * gap.clamp_min(-kappa)
                 grad, = torch.autograd.grad(objective.sum(), w)
-                w = optimizer.descent(w.detach(), grad)
+                w = optimizer.descent(w.detach(), finite_gradient(grad, "cw_l2"))
                 bar.update(1)
             upper = torch.where(succeeded, torch.minimum(upper, c), upper)
             lower = torch.where(succeeded, lower, torch.maximum(lower, c))
             c = torch.where(upper < 1e9, (lower + upper) / 2, c * 10)
     bar.close()
-    success = torch.isfinite(best_l2)
-    return best_x, torch.where(success, best_l2, torch.zeros_like(best_l2)), success
+    best_x = finite_images(best_x, x, "cw_l2")
+    with frozen_model(model):
+        success = predict(model, best_x) != y     # judged on the image returned
+    return best_x, _per_example_norm(best_x - x), success

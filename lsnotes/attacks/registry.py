@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from lsnotes.checks import choice
-from lsnotes.attacks.base import check_batch, check_fits, frozen_model, margin, project, _check_eps, _generator, _predict
+from lsnotes.attacks.base import check_batch, check_fits, finite_images, frozen_model, project, _check_eps, _generator, predict
 from lsnotes.attacks.gradient import bim, fgsm, multitargeted, odi, pgd, tanh_linf
 from lsnotes.attacks.minimal import carlini_wagner_l2, deepfool
 from lsnotes.attacks.autoattack import apgd_ce, autoattack, square
@@ -39,7 +39,7 @@ def _minimal_l2_spec(name, description, fn, **defaults):
         eps = _check_eps(eps, "linf", x)
         _generator(generator)  # deterministic: accepted for the registry's uniform call, unused
         x_adv = fn(model, x, y, **{**defaults, **overrides})[0]
-        return project(x_adv, x, eps, "linf")
+        return finite_images(project(x_adv, x, eps, "linf"), x, name)
     return AttackSpec(name, description, make, defaults, fn)
 
 
@@ -97,5 +97,5 @@ def transfer(source_model, target_model, x, y, attack: str = "pgd20", eps: float
     check_fits(target_model, x, y)
     x_adv = run_attack(attack, source_model, x, y, eps, generator=generator, **overrides)
     with frozen_model(target_model):
-        correct = _predict(target_model, x_adv) == y
+        correct = predict(target_model, x_adv) == y
     return x_adv, correct

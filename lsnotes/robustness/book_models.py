@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from lsnotes import attacks, cache, train
+from lsnotes import attacks, cache, metrics, train
 from lsnotes.robustness.checklist import audit
 from lsnotes.zoo import book
 from lsnotes.checks import choice
@@ -110,11 +110,11 @@ def accuracy_table(models: list, x, y, eps: float, seed: int = 0):
             continue
         row = {"label": entry.label, "method": entry.config.method, "alpha": entry.config.alpha,
                "training": entry.training, "variant": entry.variant, "key": entry.config.key(),
-               "clean": train.accuracy(model, x, y)}
+               "clean": metrics.accuracy(model, x, y)}
         for name in ("fgsm", "pgd20"):
             x_adv = attacks.run_attack(name, model, x, y, eps,
                                        generator=attacks.seeded_generator(seed, name))
-            row[name] = train.accuracy(model, x_adv, y)
+            row[name] = metrics.accuracy(model, x_adv, y)
         rows.append(row)
     return rows, missing
 
@@ -151,7 +151,7 @@ def summary_rows(reports: dict) -> list:
     rows = []
     for r in reports.values():
         pgd = r.accuracy(r.main_attack)
-        rows.append({"model": r.model_name, "clean": r.clean_acc, "fgsm": r.accuracy("fgsm"), "pgd": pgd,
+        rows.append({"model": r.model_name, "clean": r.clean_acc, "fgsm": r.accuracy(r.single_step), "pgd": pgd,
                      "worst": r.robust_acc, "gap": pgd - r.robust_acc,
                      "serious": [i.title for i in r.serious],
                      "warnings": [i.title for i in r.indicators + r.autoattack_checks

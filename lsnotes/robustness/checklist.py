@@ -22,240 +22,26 @@ report as RobustBench-shaped JSON and one self-contained HTML page (:mod:`lsnote
 
 from __future__ import annotations
 
-import math
-import sys
 import time
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from lsnotes import attacks as attack_lib
-from lsnotes.robustness.indicators import Evidence, autoattack_checks, indicators
+from lsnotes.robustness.bpda import (StraightThroughInput, StraightThroughLayer, cut_modules,
+                                     unreached)
+from lsnotes.robustness.eot import ExpectedModel, is_random
+from lsnotes.robustness.indicators import (RANDOMNESS_ALPHA, Evidence, autoattack_checks,
+                                           indicators)
 from lsnotes.robustness.pgd_trace import NORMS, PGDTrace, traced_pgd  # noqa: F401 - public
-from lsnotes.robustness.report import AttackRow, AuditReport, Indicator  # noqa: F401 - public
+from lsnotes.robustness.report import AttackRow, AuditReport
 from lsnotes.checks import choice, number_in, positive_int
 
 
-@dataclass(frozen=True)
-class Battery:
-    """How hard the audit attacks: step counts, restarts, queries, the ε sweep."""
-
-    name: str
-    pgd_steps: int = 20               # PGD-k, the number people usually report
-    pgd_step_factor: float = 1.0      # step = factor · 2ε/k (Fu et al.'s 2ε/k when 1)
-    restarts: int = 2                 # "PGD with restarts and a larger step"
-    restart_steps: int = 20
-    restart_step_factor: float = 4.0
-    multitargeted_targets: int | None = 3   # None: every other class
-    odi_restarts: int = 2
-    autoattack: str = "apgd-ce"       # APGD-CE on survivors, or "standard": all of AutoAttack
-    apgd_steps: int = 50              # APGD-CE's iterations (AutoAttack's own: 100)
-    square_queries: int = 100         # Square on survivors: a smoke test (AutoAttack's has 5000)
-    sweep: tuple[float, ...] = (0.5, 2.0)   # multiples of ε (besides ε and the unconstrained ε)
-    repeats: int = 3                  # forward passes per input for the randomness check
-
-
-BATTERIES = {
-    "quick": Battery("quick"),
-    "full": Battery("full", restarts=10, restart_steps=50, multitargeted_targets=None,
-                    odi_restarts=5, autoattack="standard", square_queries=5000,
-                    sweep=(0.25, 0.5, 2.0, 4.0), repeats=5),
-}
-
-# ----------------------------------------------------------------------------- model checks
-
-def model_device(model) -> torch.device:
-    parameter = next(iter(model.parameters()), None)
-    buffer = next(iter(model.buffers()), None)
-    for tensor in (parameter, buffer):
-        if tensor is not None:
-            return tensor.device
-    return torch.device("cpu")
-
-
-def check_model(model, x, n_classes: int | None = None, batch: int = 8) -> torch.Tensor:
-    """Raise ``ValueError`` unless ``model`` maps a batch of x to finite logits, one per class.
-
-    Returns the outputs on ``x[:batch]``. ``n_classes`` is the number the dataset has (None: any
-    number >= 2).
-    """
-    if not isinstance(model, torch.nn.Module):
-        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-    sample = x[:batch]
-    try:
-        with attack_lib.frozen_model(model), torch.no_grad():
-            out = model(sample)
-    except Exception as err:  # noqa: BLE001 - the reader's code: report, do not crash
-        raise ValueError(f"the model fails on a batch of shape {tuple(sample.shape)} in [0, 1]: "
-                         f"{type(err).__name__}: {_first_line(err)}") from None
-    if not isinstance(out, torch.Tensor):
-        raise ValueError(f"the model must return a tensor of logits; it returned "
-                         f"{type(out).__name__}")
-    wanted = f"({len(sample)}, {n_classes})" if n_classes else f"({len(sample)}, K)"
-    if out.dim() != 2 or out.shape[0] != len(sample) or out.shape[1] < 2 \
-            or (n_classes is not None and out.shape[1] != n_classes):
-        raise ValueError(f"the model returns outputs of shape {tuple(out.shape)} for "
-                         f"{len(sample)} inputs; expected {wanted}: one logit per class")
-    if not torch.isfinite(out).all():
-        raise ValueError("the model returns non-finite outputs (nan or inf) on inputs in [0, 1]")
-    return out
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0][:300] if text else ""
-
-
-def _predict(model, x, batch_size: int) -> torch.Tensor:
-    with attack_lib.frozen_model(model), torch.no_grad():
-        return torch.cat([model(chunk) for chunk in x.split(batch_size)])
-
-
-def _input_gradient_norms(model, x, y, loss: str, batch_size: int):
-    """Per-example L1 norm of the loss gradient w.r.t. the input, or (None, why) if there is none."""
-    norms = []
-    with attack_lib.frozen_model(model):
-        for xb, yb in zip(x.split(batch_size), y.split(batch_size)):
-            xb = xb.clone().requires_grad_(True)
-            with torch.enable_grad():
-                values = attack_lib.attack_loss(model(xb), yb, loss)
-            if not values.requires_grad:
-                return None, "the output does not depend on the input through autograd"
-            try:
-                grad, = torch.autograd.grad(values.sum(), xb, allow_unused=True)
-            except RuntimeError as err:
-                return None, _first_line(err)
-            if grad is None:
-                return None, "the loss is not connected to the input in the autograd graph"
-            norms.append(torch.nan_to_num(grad, nan=0.0).flatten(1).abs().sum(1))
-    return torch.cat(norms), None
-
-
-def _output_spread(model, x, repeats: int, batch_size: int):
-    """AutoAttack's randomness test per example: the largest L2 distance between normalised
-    outputs of ``repeats`` calls on the same input, and whether the predicted class changed."""
-    outputs = [_predict(model, x, batch_size) for _ in range(repeats)]
-    normalised = [o / (o.norm(dim=1, keepdim=True) + 1e-10) for o in outputs]
-    spread = torch.zeros(len(x), device=x.device)
-    for a in range(repeats):
-        for b in range(a + 1, repeats):
-            spread = torch.maximum(spread, (normalised[a] - normalised[b]).norm(dim=1))
-    flips = torch.stack([o.argmax(1) for o in outputs]).ne(outputs[0].argmax(1)).any(0)
-    return spread, flips
-
-
-def _autograd_calls_in_forward(model, x) -> int:
-    """How often one forward pass calls into autograd's grad/backward (AutoAttack's "dynamic")."""
-    calls = 0
-    names = {"grad", "backward", "_make_grads"}
-
-    def profile(frame, event, arg):
-        nonlocal calls
-        code = frame.f_code
-        if event == "call" and code.co_name in names and "autograd" in code.co_filename:
-            calls += 1
-
-    previous = sys.getprofile()
-    sys.setprofile(profile)
-    try:
-        with torch.enable_grad():
-            model(x)
-    except Exception:  # noqa: BLE001 - a dynamic defence may fail outside its own set-up
-        pass
-    finally:
-        sys.setprofile(previous)
-    return calls
-
-
-# ----------------------------------------------------------------------------- the battery
-
-def audit_generator(name: str, seed: int) -> torch.Generator:
-    """One generator per attack, so adding or reordering attacks does not change the others."""
-    return attack_lib.seeded_generator(seed, name)
-
-
-class _Runner:
-    """Runs attacks on chosen examples, keeps per-example results and PGD traces."""
-
-    def __init__(self, model, x, y, clean, seed, batch_size, progress, stages):
-        self.model, self.x, self.y, self.seed, self.batch_size = model, x, y, seed, batch_size
-        self.clean = clean
-        self.standing = clean.clone()       # correct so far under every attack at ε
-        self.rows: list[AttackRow] = []
-        self.traces: dict[str, dict] = {}   # name -> per-example silent / rising / ran
-        self.bar = tqdm(total=stages, desc="audit", disable=not progress, leave=False)
-
-    def row(self, name: str) -> AttackRow:
-        return next(r for r in self.rows if r.name == name)
-
-    def step(self, label: str):
-        self.bar.set_description(label)
-
-    def done(self):
-        self.bar.update(1)
-
-    def _attack(self, name, fn, idx):
-        """Per example of ``idx``: correct after ``fn``'s attack, plus traces when it is PGD."""
-        generator = audit_generator(name, self.seed)
-        correct, trace_parts, notes = [], [], []
-        for chunk in idx.split(self.batch_size):
-            result = fn(self.x[chunk], self.y[chunk], generator)
-            if isinstance(result, PGDTrace):
-                trace_parts.append(result)
-                result = result.x_adv
-            elif isinstance(result, tuple):  # (x_adv, per-example note), e.g. AutoAttack's part
-                result, note = result
-                notes += list(note)
-            correct.append(_predict(self.model, result, self.batch_size).argmax(1) == self.y[chunk])
-        return torch.cat(correct), trace_parts, notes
-
-    def run(self, name, description, scope, fn, *, examples=None, update=True):
-        """Attack the clean-correct examples (``scope="all"``) or those still standing."""
-        self.step(name)
-        if examples is None:
-            examples = self.clean if scope == "all" else self.standing
-        idx = examples.nonzero().flatten()
-        correct: list = [None] * len(self.x)
-        error, notes = None, []
-        started = time.perf_counter()
-        if idx.numel():
-            try:
-                ok, parts, notes = self._attack(name, fn, idx)
-            except RuntimeError as err:  # e.g. no gradient through the model at all
-                error = _first_line(err)
-            else:
-                for i, c in zip(idx.tolist(), ok.tolist()):
-                    correct[i] = c
-                if parts:
-                    self._keep_trace(name, idx, parts)
-        row = AttackRow(name, description, scope, correct, time.perf_counter() - started, error)
-        if error is None and notes:
-            row.notes = [None] * len(self.x)
-            for i, note in zip(idx.tolist(), notes):
-                row.notes[i] = note
-        if update:
-            self.rows.append(row)
-            broken = torch.tensor([c is False for c in correct], device=self.x.device)
-            self.standing &= ~broken
-        self.done()
-        return row
-
-    def _keep_trace(self, name, idx, parts):
-        n = len(self.x)
-        ran = torch.zeros(n, dtype=torch.bool, device=self.x.device)
-        ran[idx] = True
-        silent, rising, broken = (torch.zeros(n, dtype=torch.bool, device=self.x.device)
-                                  for _ in range(3))
-        silent[idx] = torch.cat([p.silent_success() for p in parts])
-        rising[idx] = torch.cat([p.still_rising() for p in parts])
-        broken[idx] = torch.cat([p.broken for p in parts])
-        self.traces[name] = {"ran": ran, "silent": silent, "rising": rising, "broken": broken}
-
-
-def unconstrained_eps(norm: str, x: torch.Tensor) -> float:
-    """The ε at which the ball holds every image in [0, 1]: 1 for L∞, √(number of pixels) for L2."""
-    return 1.0 if norm == "linf" else math.sqrt(x[0].numel())
+from lsnotes.robustness.battery import (BATTERIES, Battery, _Runner, audit_generator,  # noqa: F401
+                                       unconstrained_eps)
+from lsnotes.robustness.probes import (check_model, model_device, _autograd_calls_in_forward,  # noqa: F401,E501
+                                     _first_line, _input_gradient_norms, _output_spread, _predict)
 
 
 def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
@@ -263,7 +49,7 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
           transfer_skipped: str | None = None, seed: int = 0, tolerance: float = 0.02,
           masking_gap: float = 0.05, batch_size: int = 256, progress: bool = False,
           model_name: str = "model", architecture: str | None = None,
-          dataset: str = "unknown") -> AuditReport:
+          dataset: str = "unknown", bpda_layer: str | None = None) -> AuditReport:
     """Attack ``model`` on ``(x, y)`` with the whole battery and compute every indicator.
 
     ``x`` holds images in [0, 1], ``y`` their labels; ``eps`` is the L∞ or L2 budget on that
@@ -273,72 +59,166 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     examples below which count-based symptoms are noise; PGD-k overestimating the worst case by
     more than ``masking_gap`` is serious. Randomness comes from generators seeded by ``seed`` and
     each attack's name. The model is run in eval mode and handed back unchanged.
+
+    Where gradients are cut, zero or non-finite on examples still standing after the white-box
+    attacks, the audit escalates: PGD (cross-entropy and margin) through a straight-through view
+    of the model (BPDA: the preprocessing before its first layer, or the submodule named by
+    ``bpda_layer``, is differentiated as the identity; :mod:`lsnotes.robustness.bpda`) and Square
+    with ``battery.escalation_queries`` queries (AutoAttack's 5000) on the survivors.
     """
-    choice("norm", norm, NORMS)
-    eps = number_in("eps", eps, 0, 1 if norm == "linf" else math.inf, low_open=True)
-    battery = battery if battery is not None else BATTERIES["quick" if quick else "full"]
-    if not isinstance(battery, Battery):
-        raise ValueError(f"battery must be a lsnotes.robustness.Battery; got {type(battery).__name__}")
-    seed = positive_int("seed", seed, 0)
-    tolerance = number_in("tolerance", tolerance, 0, 1)
-    masking_gap = number_in("masking_gap", masking_gap, 0, 1)
-    batch_size = positive_int("batch_size", batch_size)
-    attack_lib.check_batch(x, y)
+    battery, eps = _checked(model, x, y, eps, norm, quick, battery, seed, tolerance,
+                            masking_gap, batch_size, bpda_layer)
     device = model_device(model)
     x, y = x.detach().to(device), y.to(device)
     check_model(model, x)
+    attack_lib.check_fits(model, x, y)   # dtype, device and labels against the model
     started = time.perf_counter()
+    plan = _Plan.make(model, x, y, eps, norm, battery, seed, batch_size, progress,
+                      source_model is not None)
+    probes = _probe_model(plan)
+    _white_box(plan)
+    white_box_standing = plan.runner.standing.clone()
+    _black_box(plan, white_box_standing, source_model, source_name)
+    if (_blind_examples(probes["cut"], probes["ce_norms"], plan.clean, plan.runner)
+            & plan.runner.standing).any():
+        _escalate(plan.runner, model, eps, norm, plan.k, battery, bpda_layer,
+                  expect=battery.eot_gradient_draws if plan.randomised else None)
+    if plan.randomised:
+        plan.runner.rescore_random(battery.eot_draws)
+    sweep_acc, unconstrained_row = _eps_sweep(plan)
+    plan.runner.bar.close()
+    report = AuditReport(
+        model_name=model_name, architecture=architecture or type(model).__name__,
+        dataset=dataset, eps=eps, norm=norm, battery=battery, seed=seed, device=str(device),
+        labels=y.tolist(), clean_correct=plan.clean.tolist(), rows=plan.runner.rows,
+        eps_sweep=sweep_acc, unconstrained_eps=plan.big_eps, indicators=[],
+        autoattack_checks=[], transfer_source=source_name if source_model is not None else None,
+        seconds=0.0, main_attack=plan.main, single_step=plan.single_row,
+        escalation_note=plan.runner.escalation_note,
+        forward_passes=battery.eot_draws if plan.randomised else 1,
+        gradient_draws=battery.eot_gradient_draws if plan.randomised else 1)
+    evidence = Evidence(report=report, traces=plan.runner.traces, **probes,
+                        repeats=max(2, battery.repeats), unconstrained=unconstrained_row,
+                        white_box_standing=white_box_standing, n_classes=plan.n_classes,
+                        autoattack_parts=plan.parts, tolerance=tolerance, masking_gap=masking_gap,
+                        transfer_skipped=transfer_skipped, restart_row=plan.restart_row)
+    report.autoattack_checks = autoattack_checks(evidence)
+    report.indicators = indicators(evidence, report.autoattack_checks)
+    report.seconds = time.perf_counter() - started
+    return report
 
-    logits = _predict(model, x, batch_size)
-    if not torch.isfinite(logits).all():
-        raise ValueError("the model returns non-finite outputs (nan or inf) on some of the inputs")
-    n_classes = logits.shape[1]
-    if int(y.max()) >= n_classes:
-        raise ValueError(f"y holds class {int(y.max())} but the model has {n_classes} outputs")
-    clean = logits.argmax(1) == y
-    big_eps = unconstrained_eps(norm, x)
-    k = battery.pgd_steps
-    main, margin_row = f"pgd{k}", f"pgd{k}_margin"
-    sweep = sorted({round(m * eps, 6) for m in battery.sweep if 0 < m * eps < big_eps} - {eps})
-    stages = 9 + (source_model is not None) + len(sweep) + 1
-    runner = _Runner(model, x, y, clean, seed, batch_size, progress, stages)
 
-    def pgd(at_eps, steps, factor, loss="ce", restarts=1):
-        return lambda xb, yb, g: traced_pgd(model, xb, yb, at_eps, steps=steps, norm=norm,
-                                            step_size=factor * 2 * at_eps / steps, loss=loss,
-                                            restarts=restarts, generator=g)
+def _checked(model, x, y, eps, norm, quick, battery, seed, tolerance, masking_gap, batch_size,
+             bpda_layer) -> tuple:
+    """Every argument checked before any work; returns the battery to run and eps."""
+    choice("norm", norm, NORMS)
+    eps = number_in("eps", eps, 0, 1 if norm == "linf" else 3.4e38, low_open=True)
+    battery = battery if battery is not None else BATTERIES["quick" if quick else "full"]
+    if not isinstance(battery, Battery):
+        raise ValueError(f"battery must be a lsnotes.robustness.Battery; got {type(battery).__name__}")
+    positive_int("seed", seed, 0)
+    number_in("tolerance", tolerance, 0, 1)
+    number_in("masking_gap", masking_gap, 0, 1)
+    positive_int("batch_size", batch_size)
+    attack_lib.check_batch(x, y)
+    if eps > unconstrained_eps(norm, x):
+        raise ValueError(f"eps must be at most {unconstrained_eps(norm, x):g} for {norm} on "
+                         f"images of {x[0].numel()} pixels in [0, 1] (the ball then holds every "
+                         f"image); got {eps:g}")
+    if bpda_layer is not None:
+        StraightThroughLayer(model, bpda_layer)  # checks the name before any work
+    return battery, eps
 
-    # ---- checks on the model itself (no attack)
-    runner.step("gradients and randomness")
-    ce_norms, cut = _input_gradient_norms(model, x, y, "ce", batch_size)
-    ce_norms = None if cut else ce_norms
-    margin_norms, _ = _input_gradient_norms(model, x, y, "cw", batch_size)
-    spread, flips = _output_spread(model, x, max(2, battery.repeats), batch_size)
-    with attack_lib.frozen_model(model):
-        autograd_calls = _autograd_calls_in_forward(model, x[:2])
-    runner.done()
 
-    # ---- the white-box battery: cheap attacks on every example, stronger ones on survivors
+@dataclass
+class _Plan:
+    """One audit's set-up: the model as attacked and as scored (its expected prediction, by
+    EOT, when it is random), the clean predictions, the row names and the runner."""
+
+    model: torch.nn.Module     # what the attacks differentiate
+    raw: torch.nn.Module       # the reader's model itself
+    x: torch.Tensor
+    y: torch.Tensor
+    eps: float
+    norm: str
+    battery: Battery
+    batch_size: int
+    randomised: bool
+    spread: torch.Tensor
+    flips: torch.Tensor
+    outputs: torch.Tensor
+    runner: _Runner
+
+    @classmethod
+    def make(cls, model, x, y, eps, norm, battery, seed, batch_size, progress, transfer):
+        spread, flips = _output_spread(model, x, max(2, battery.repeats), batch_size)
+        randomised = is_random(spread, flips, RANDOMNESS_ALPHA)
+        scorer = ExpectedModel(model, battery.eot_draws) if randomised else model
+        attacked = ExpectedModel(model, battery.eot_gradient_draws) if randomised else model
+        outputs = _predict(scorer, x, batch_size)
+        if not torch.isfinite(outputs).all():
+            raise ValueError("the model returns non-finite outputs (nan or inf) on some inputs")
+        if int(y.max()) >= outputs.shape[1]:
+            raise ValueError(f"y holds class {int(y.max())} but the model has "
+                             f"{outputs.shape[1]} outputs")
+        stages = 12 + transfer + 2 * (len(battery.sweep) + 1) + 5
+        runner = _Runner(scorer, x, y, outputs.argmax(1) == y, seed, batch_size, progress, stages)
+        return cls(attacked, model, x, y, eps, norm, battery, batch_size, randomised, spread,
+                   flips, outputs, runner)
+
+    clean = property(lambda self: self.runner.clean)
+    n_classes = property(lambda self: self.outputs.shape[1])
+    k = property(lambda self: self.battery.pgd_steps)
+    main = property(lambda self: f"pgd{self.k}")
+    margin_row = property(lambda self: f"pgd{self.k}_margin")
+    restart_row = property(lambda self: f"pgd{self.battery.restart_steps}_restarts")
+    single_row = property(lambda self: "fgsm" if self.norm == "linf" else "fgm")
+    parts = property(lambda self: _autoattack_parts(self.battery.autoattack, self.n_classes))
+    big_eps = property(lambda self: unconstrained_eps(self.norm, self.x))
+
+    def pgd(self, at_eps, steps, factor, loss="ce", restarts=1):
+        return lambda xb, yb, g: traced_pgd(self.model, xb, yb, at_eps, steps=steps,
+                                            norm=self.norm, step_size=factor * 2 * at_eps / steps,
+                                            loss=loss, restarts=restarts, generator=g)
+
+
+def _probe_model(plan: _Plan) -> dict:
+    """Checks on the model itself (no attack): input gradients, randomness, autograd calls."""
+    plan.runner.step("gradients and randomness")
+    raw, x, y, batch_size = plan.raw, plan.x, plan.y, plan.batch_size
+    ce_norms, cut = _input_gradient_norms(raw, x, y, "ce", batch_size)
+    margin_norms, _ = _input_gradient_norms(raw, x, y, "cw", batch_size)
+    with attack_lib.frozen_model(raw):
+        autograd_calls = _autograd_calls_in_forward(raw, x[:2])
+    plan.runner.done()
+    return {"ce_norms": None if cut else ce_norms, "cut": cut, "margin_norms": margin_norms,
+            "spread": plan.spread, "flips": plan.flips, "outputs": plan.outputs,
+            "autograd_calls": autograd_calls}
+
+
+def _white_box(plan: _Plan):
+    """Cheap gradient attacks on every example, stronger ones on the survivors."""
+    runner, model, eps, norm, k, battery = (plan.runner, plan.model, plan.eps, plan.norm, plan.k,
+                                            plan.battery)
     single = "FGSM" if norm == "linf" else "FGM (L2)"
-    runner.run("fgsm", f"{single}: one gradient step of 2ε from x, clipped into the ball", "all",
+    runner.run(plan.single_row, f"{single}: one gradient step of 2ε from x, clipped into the "
+               f"ball", "all",
                lambda xb, yb, g: attack_lib.pgd(model, xb, yb, eps, steps=1, step_size=2 * eps,
                                                 norm=norm, random_start=False, keep_best=False,
                                                 generator=g))
     step = f"{battery.pgd_step_factor * 2:g}ε/{k}"
-    runner.run(main, f"PGD-{k}: random start, {k} steps of {step}, cross-entropy", "all",
-               pgd(eps, k, battery.pgd_step_factor))
-    runner.run(margin_row, f"PGD-{k} on the margin loss max_j≠y z_j − z_y", "all",
-               pgd(eps, k, battery.pgd_step_factor, loss="cw"))
-    parts = _autoattack_parts(battery.autoattack, n_classes)
+    runner.run(plan.main, f"PGD-{k}: random start, {k} steps of {step}, cross-entropy", "all",
+               plan.pgd(eps, k, battery.pgd_step_factor))
+    runner.run(plan.margin_row, f"PGD-{k} on the margin loss max_j≠y z_j − z_y", "all",
+               plan.pgd(eps, k, battery.pgd_step_factor, loss="cw"))
     if battery.autoattack == "standard":  # on every example: RobustBench's number
-        runner.run("autoattack", f"AutoAttack ({', '.join(parts)}; original code, its own "
-                   f"cascade)", "all", _autoattack(model, eps, norm, parts, batch_size))
+        runner.run("autoattack", f"AutoAttack ({', '.join(plan.parts)}; original code, its own "
+                   f"cascade)", "all", _autoattack(model, eps, norm, plan.parts, plan.batch_size))
     r, rs, rf = battery.restarts, battery.restart_steps, battery.restart_step_factor
-    restart_row = f"pgd{rs}_restarts"
-    runner.run(restart_row, f"PGD-{rs} ×{r} restarts, step ×{rf:g} ({rf * 2:g}ε/{rs})",
-               "survivors", pgd(eps, rs, rf, restarts=r))
+    runner.run(plan.restart_row, f"PGD-{rs} ×{r} restarts, step ×{rf:g} ({rf * 2:g}ε/{rs})",
+               "survivors", plan.pgd(eps, rs, rf, restarts=r))
     targets = battery.multitargeted_targets
-    targets = n_classes - 1 if targets is None else min(targets, n_classes - 1)
+    targets = plan.n_classes - 1 if targets is None else min(targets, plan.n_classes - 1)
     runner.run("multitargeted", f"MultiTargeted: {k}-step margin PGD towards each of the {targets} "
                f"most likely other classes", "survivors",
                lambda xb, yb, g: attack_lib.multitargeted(model, xb, yb, eps, steps=k,
@@ -352,9 +232,12 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
                    f"adaptive step", "survivors",
                    lambda xb, yb, g: attack_lib.apgd_ce(model, xb, yb, eps, norm=norm,
                                                         steps=battery.apgd_steps, generator=g))
-    white_box_standing = runner.standing.clone()
+        _targeted_apgd(runner, model, eps, norm, plan.n_classes, plan.batch_size)
 
-    # ---- attacks that do not use the model's gradients, on what the white-box ones left
+
+def _black_box(plan: _Plan, white_box_standing, source_model, source_name):
+    """Attacks that do not use the model's gradients, on what the white-box ones left."""
+    runner, model, eps, norm, battery = plan.runner, plan.model, plan.eps, plan.norm, plan.battery
     if battery.autoattack != "standard":  # AutoAttack's cascade ends with its own Square
         runner.run("square", f"Square Attack (black-box, original code), "
                    f"{battery.square_queries} queries", "survivors",
@@ -365,41 +248,28 @@ def audit(model, x, y, eps, *, norm: str = "linf", quick: bool = False,
     else:
         runner.done()
     if source_model is not None:
-        check_model(source_model, x, n_classes)
-        runner.run("transfer", f"transfer: PGD-{k} examples crafted on {source_name}",
+        check_model(source_model, plan.x, plan.n_classes)
+        runner.run("transfer", f"transfer: PGD-{plan.k} examples crafted on {source_name}",
                    "survivors",
-                   lambda xb, yb, g: attack_lib.pgd(source_model, xb, yb, eps, steps=k, norm=norm,
-                                                    generator=g),
+                   lambda xb, yb, g: attack_lib.pgd(source_model, xb, yb, eps, steps=plan.k,
+                                                    norm=norm, generator=g),
                    examples=white_box_standing)
 
-    # ---- the ε sweep, up to an ε that allows any image
-    sweep_acc = {0.0: clean.float().mean().item(), eps: runner.row(main).accuracy(clean.tolist())}
-    for e in sweep + [big_eps]:
-        row = runner.run(f"{main}@{e:g}", f"PGD-{k} at ε = {e:g}", "all",
-                         pgd(e, k, battery.pgd_step_factor), update=False)
-        sweep_acc[e] = row.accuracy(clean.tolist()) if not row.error else None
-        if e == big_eps:
-            unconstrained_row = row
-    runner.bar.close()
 
-    report = AuditReport(
-        model_name=model_name, architecture=architecture or type(model).__name__,
-        dataset=dataset, eps=eps, norm=norm, battery=battery, seed=seed, device=str(device),
-        labels=y.tolist(), clean_correct=clean.tolist(), rows=runner.rows,
-        eps_sweep=dict(sorted(sweep_acc.items())), unconstrained_eps=big_eps, indicators=[],
-        autoattack_checks=[], transfer_source=source_name if source_model is not None else None,
-        seconds=0.0, main_attack=main)
-    evidence = Evidence(report=report, traces=runner.traces, ce_norms=ce_norms, cut=cut,
-                        margin_norms=margin_norms, spread=spread, flips=flips,
-                        repeats=max(2, battery.repeats), outputs=logits,
-                        autograd_calls=autograd_calls, unconstrained=unconstrained_row,
-                        white_box_standing=white_box_standing, n_classes=n_classes,
-                        autoattack_parts=parts, tolerance=tolerance, masking_gap=masking_gap,
-                        transfer_skipped=transfer_skipped, restart_row=restart_row)
-    report.autoattack_checks = autoattack_checks(evidence)
-    report.indicators = indicators(evidence, report.autoattack_checks)
-    report.seconds = time.perf_counter() - started
-    return report
+def _eps_sweep(plan: _Plan):
+    """CE and margin PGD up to an ε that allows any image, merged per example; returns the
+    accuracy per ε and the row at the unconstrained ε."""
+    eps, big_eps, factor, k = plan.eps, plan.big_eps, plan.battery.pgd_step_factor, plan.k
+    sweep = sorted({round(m * eps, 6) for m in plan.battery.sweep if 0 < m * eps < big_eps}
+                   - {eps})
+    accuracy = {0.0: plan.clean.float().mean().item(),
+                eps: _both_accuracy(plan.runner.row(plan.main), plan.runner.row(plan.margin_row),
+                                    plan.clean)}
+    for e in sweep + [big_eps]:
+        row = _sweep_point(plan.runner, plan.main, k, e, plan.pgd(e, k, factor),
+                           plan.pgd(e, k, factor, loss="cw"))
+        accuracy[e] = row.accuracy(plan.clean.tolist()) if not row.error else None
+    return dict(sorted(accuracy.items())), row
 
 
 STANDARD = ["apgd-ce", "apgd-t", "fab-t", "square"]
@@ -424,3 +294,97 @@ def _autoattack(model, eps, norm, parts, batch_size):
                                      attacks_to_run=None if standard else parts,
                                      generator=generator, batch_size=batch_size)
     return fn
+
+
+def _targeted_apgd(runner, model, eps, norm, n_classes, batch_size):
+    """AutoAttack's targeted APGD (DLR towards each of up to 9 other classes, 100 iterations;
+    untargeted APGD-DLR for 3 classes) on the survivors: what the standard cascade adds to
+    APGD-CE, so the worst case does not stay above AutoAttack's."""
+    part = "apgd-t" if n_classes >= 4 else "apgd-dlr" if n_classes == 3 else None
+    if part is None:  # DLR needs three classes
+        return
+    what = (f"targeted DLR towards each of the {min(9, n_classes - 1)} most likely other classes"
+            if part == "apgd-t" else "the DLR loss")
+    runner.run(part.replace("-", "_"), f"{part.upper()} (AutoAttack's code): 100 iterations on "
+               f"{what}", "survivors",
+               lambda xb, yb, g: attack_lib.autoattack(model, xb, yb, eps, norm=norm,
+                                                       version="custom", attacks_to_run=[part],
+                                                       generator=g, batch_size=batch_size))
+
+
+# ----------------------------------------------------------------------------- escalation, sweep
+
+def _blind_examples(cut, ce_norms, clean, runner) -> torch.Tensor:
+    """Examples on which a gradient-based attack could not see: the graph is cut, the input
+    gradient is zero or non-finite, or an attack met non-finite gradients."""
+    if cut is not None or any(r.nonfinite_gradients for r in runner.rows):
+        return clean.clone()
+    return clean & ((ce_norms == 0) | ~torch.isfinite(ce_norms))
+
+
+def _escalate(runner, model, eps, norm, k, battery, bpda_layer, expect=None):
+    """BPDA PGD (cross-entropy and margin) and Square with AutoAttack's query budget, on the
+    examples every earlier attack left standing. ``expect``: a random model's gradient draws."""
+
+    view = (StraightThroughLayer(model, bpda_layer) if bpda_layer is not None
+            else StraightThroughInput(model))
+    if unreached(view, runner.x[:8]):
+        runner.escalation_note = _name_the_layer(cut_modules(model, runner.x[:8]), bpda_layer)
+    if expect is not None:
+        view, model = ExpectedModel(view, expect), ExpectedModel(model, expect)
+    where = f"the layer {bpda_layer!r}" if bpda_layer else "everything before the first layer"
+    for loss, label in (("ce", "cross-entropy"), ("cw", "margin loss")):
+        runner.run(f"bpda_pgd{k}_{loss}", f"BPDA: PGD-{k} on the {label} with {where} "
+                   f"differentiated as the identity (straight-through)", "survivors",
+                   lambda xb, yb, g, loss=loss: attack_lib.pgd(
+                       view, xb, yb, eps, steps=k, norm=norm, loss=loss, restarts=2,
+                       generator=g))
+    targets = min(battery.multitargeted_targets or 9, 9)
+    runner.run("bpda_multitargeted", f"BPDA: MultiTargeted ({targets} targets) through the "
+               f"straight-through view", "survivors",
+               lambda xb, yb, g: attack_lib.multitargeted(view, xb, yb, eps, steps=k, norm=norm,
+                                                          restarts=targets, generator=g))
+    runner.run("bpda_apgd_ce", f"BPDA: APGD-CE ({battery.apgd_steps} iterations) through the "
+               f"straight-through view", "survivors",
+               lambda xb, yb, g: attack_lib.apgd_ce(view, xb, yb, eps, norm=norm,
+                                                    steps=battery.apgd_steps, generator=g))
+    queries = battery.escalation_queries
+    runner.run("square_escalated", f"Square Attack (black-box, original code), {queries} "
+               f"queries (AutoAttack's budget): gradients were unusable", "survivors",
+               lambda xb, yb, g: attack_lib.square(model, xb, yb, eps, norm=norm,
+                                                   n_queries=queries, generator=g))
+
+
+def _name_the_layer(candidates, bpda_layer) -> str:
+    """What the user must do when the straight-through view still has no gradient."""
+    tried = (f"the layer {bpda_layer!r} as the identity" if bpda_layer else
+             "every cut it could bridge (same number of values per example)")
+    found = (f" Submodules whose output has no gradient though their input has: "
+             f"{', '.join(candidates)}." if candidates else "")
+    return (f"The straight-through (BPDA) view still has no input gradient after treating {tried}."
+            f"{found} Name the non-differentiable layer that maps a tensor to one of the same shape "
+            f"with --bpda-layer NAME (Python: audit(..., bpda_layer=NAME)), or give a "
+            f"differentiable copy of the model as --source-model to transfer from; until then the "
+            f"escalation rests on Square alone.")
+
+
+def _both_accuracy(ce_row, margin_row, clean) -> float | None:
+    if ce_row.error or margin_row.error:
+        return None
+    both = [bool(c) and a is not False and b is not False
+            for c, a, b in zip(clean.tolist(), ce_row.correct, margin_row.correct)]
+    return sum(both) / len(both)
+
+
+def _sweep_point(runner, main, k, at_eps, ce_attack, margin_attack) -> AttackRow:
+    """PGD-k on cross-entropy and on the margin at ``at_eps``, merged per example (broken by
+    either), so saturated logits the margin attack breaks do not look like an attack failure."""
+    ce = runner.run(f"{main}@{at_eps:g}", f"PGD-{k} at ε = {at_eps:g}", "all", ce_attack,
+                    update=False)
+    margin = runner.run(f"{main}_margin@{at_eps:g}", f"PGD-{k} margin at ε = {at_eps:g}", "all",
+                        margin_attack, update=False)
+    merged = [None if a is None and b is None else (a is not False and b is not False)
+              for a, b in zip(ce.correct, margin.correct)]
+    error = ce.error if ce.error and margin.error else None
+    return AttackRow(f"{main}@{at_eps:g}", f"PGD-{k} (cross-entropy and margin) at ε = {at_eps:g}",
+                     "all", merged, ce.seconds + margin.seconds, error)

@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from lsnotes.checks import choice, number_in, positive_int, resolve_device
+from lsnotes.robustness.report_html import save_html
 
 
 def _first_line(err: BaseException) -> str:
@@ -33,6 +34,9 @@ def _import_module(where: str):
         path = Path(where).expanduser()
         if not path.is_file():
             raise ValueError(f"--model: no such file {where!r}")
+        if path.suffix != ".py":
+            raise ValueError(f"--model: {where!r} is not a Python source file (.py); give "
+                             f"path/to/file.py:build or package.module:build")
         name = "lsnotes_audit_" + re.sub(r"\W", "_", str(path.resolve()))
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
@@ -129,7 +133,6 @@ def _parse(name: str, text: str, kind):
 
 def run_cli(args) -> int:
     from lsnotes.robustness import checklist as audit_lib
-    from lsnotes.robustness.report_html import save_html
     from lsnotes.data import DATASETS, load_subset
 
     dataset = choice("--dataset", args.dataset, DATASETS)
@@ -141,6 +144,7 @@ def run_cli(args) -> int:
     n = positive_int("--n", _parse("--n", args.n, int))
     seed = positive_int("--seed", _parse("--seed", args.seed, int), 0)
     batch_size = positive_int("--batch-size", _parse("--batch-size", args.batch_size, int))
+    out = check_report_folder(args.out)
     device = resolve_device(args.device)
     model = load_model(args.model, args.weights).to(device)
     try:
@@ -160,9 +164,7 @@ def run_cli(args) -> int:
                              seed=seed, batch_size=batch_size, progress=True,
                              model_name=args.name or args.model, dataset=dataset,
                              architecture=type(model).__name__)
-    out = Path(args.out)
-    json_path = report.save_json(out / "report.json")
-    html_path = save_html(report, out / "report.html")
+    json_path, html_path = save_report_pair(report, out)
     print(report.text_table())
     print()
     for line in report.verdicts:
@@ -202,3 +204,54 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--batch-size", default="256", help="examples per attack batch")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.set_defaults(func=run_cli)
+
+
+REPORT_FILES = ("report.json", "report.html")
+
+
+def check_report_folder(out) -> Path:
+    """``--out`` as a folder we may fill: new, or holding only an earlier audit's two files, in a
+    writable parent. Checked before any work, so a bad path never costs an audit."""
+    out = Path(str(out)).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out must name a folder for report.json and report.html; {str(out)!r} "
+                         f"is an existing file")
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name not in REPORT_FILES)
+        if others:
+            raise ValueError(f"--out {str(out)!r} holds other files ({', '.join(others[:3])}); "
+                             f"name a new folder or one holding only an earlier report")
+    parent = out.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"--out {str(out)!r}: the folder {str(parent)!r} is not writable")
+    return out
+
+
+def save_report_pair(report, out) -> tuple[Path, Path]:
+    """Write report.json and report.html as a pair: both go to a fresh sibling folder, which then
+    replaces ``out`` by renames, so a reader never sees the two files from different runs (at
+    worst, for an instant, no folder)."""
+    import shutil
+    import tempfile
+
+    out = Path(out).expanduser()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{out.name}.new-", dir=out.parent))
+    try:
+        report.save_json(fresh / REPORT_FILES[0])
+        save_html(report, fresh / REPORT_FILES[1])
+        fresh.chmod(0o755)
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            old.rmdir()
+            out.rename(old)
+        fresh.rename(out)
+    except BaseException:
+        shutil.rmtree(fresh, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return out / REPORT_FILES[0], out / REPORT_FILES[1]

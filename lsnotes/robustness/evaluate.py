@@ -7,8 +7,8 @@ as robust only if no attack in the report broke it.
 
 from __future__ import annotations
 
-import dataclasses
 import json
+import os
 import platform
 import time
 import zlib
@@ -40,9 +40,11 @@ def _generator_for(name: str, seed: int, start: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(base)
 
 
-def _correct(model, x, y, batch_size: int) -> torch.Tensor:
-    with attack_lib.frozen_model(model), torch.no_grad():
-        return torch.cat([model(xb).argmax(1) for xb in x.split(batch_size)]) == y
+def _correct(model, x, y, batch_size: int, clean: torch.Tensor | None = None) -> torch.Tensor:
+    """Per example: the model's prediction on ``x`` is ``y`` (and, given ``clean``, it was right
+    on the clean input too: an attack cannot make a wrong example robust)."""
+    right = attack_lib.predict(model, x, batch_size) == y
+    return right if clean is None else right & clean
 
 
 def _attack_batched(name, model, x, y, eps, *, seed, batch_size, overrides, progress,
@@ -66,7 +68,7 @@ def _attack_batched(name, model, x, y, eps, *, seed, batch_size, overrides, prog
         return torch.cat(pieces)
 
     # Each batch's generator comes from (seed, name, batch start), so a stored result is exactly
-    # what computing it again would give; see lsnotes.cache.cached_result for the key.
+    # what computing it again would give; lsnotes.result_cache.result_key says what the key holds.
     key = result_cache.result_key(
         model=result_cache.model_digest(model), attack=name, x=x, y=y, eps=eps, seed=seed,
         settings={"overrides": overrides, "batch_size": batch_size, "first_index": first_index})
@@ -144,7 +146,9 @@ class RobustnessReport:
         return sum(self.clean_correct) / self.n_examples
 
     def robust_acc(self, attack: str) -> float:
-        return sum(self.robust_correct[attack]) / self.n_examples
+        """Correct on the clean input and under ``attack``."""
+        both = zip(self.clean_correct, self.robust_correct[attack])
+        return sum(c and r for c, r in both) / self.n_examples
 
     @property
     def worst_case_correct(self) -> list[bool]:
@@ -226,15 +230,16 @@ def robustness_report(model, x, y, eps, attacks=DEFAULT_ATTACKS, *, source_model
     eps = number_in("eps", eps, 0, 1)
     y, seed, batch_size = _check_run(model, source_model, x, y, seed, batch_size, progress)
 
+    clean = _correct(model, x, y, batch_size)
     report = RobustnessReport(model_name=model_name, architecture=architecture, eps=eps,
                               norm="linf", n_examples=len(x), seed=seed, device=str(x.device),
-                              clean_correct=_correct(model, x, y, batch_size).tolist(),
+                              clean_correct=clean.tolist(),
                               robust_correct={}, dataset=dataset)
     for name in attacks:
         start = time.perf_counter()
         x_adv = _attack_batched(name, model, x, y, eps, seed=seed, batch_size=batch_size,
                                 overrides=overrides.get(name, {}), progress=progress)
-        report.robust_correct[name] = _correct(model, x_adv, y, batch_size).tolist()
+        report.robust_correct[name] = _correct(model, x_adv, y, batch_size, clean).tolist()
         report.seconds[name] = time.perf_counter() - start
     if source_model is not None:
         row = f"transfer:{transfer_attack}"
@@ -242,7 +247,7 @@ def robustness_report(model, x, y, eps, attacks=DEFAULT_ATTACKS, *, source_model
         x_adv = _attack_batched(transfer_attack, source_model, x, y, eps, seed=seed,
                                 batch_size=batch_size, overrides=overrides.get(transfer_attack, {}),
                                 progress=progress)
-        report.robust_correct[row] = _correct(model, x_adv, y, batch_size).tolist()
+        report.robust_correct[row] = _correct(model, x_adv, y, batch_size, clean).tolist()
         report.seconds[row] = time.perf_counter() - start
     return report
 
@@ -289,8 +294,14 @@ def _run_cli(args) -> int:
     eps = number_in("--eps", args.eps, 0, 1)
     seed = non_negative_int("--seed", args.seed)
     batch_size = positive_int("--batch-size", args.batch_size)
-    if args.out is not None and Path(args.out).is_dir():
-        raise ValueError(f"--out must name a file; {args.out} is a folder")
+    if args.out is not None:
+        out = Path(args.out).expanduser()
+        if out.is_dir():
+            raise ValueError(f"--out must name a file; {args.out} is a folder")
+        parent = out.resolve().parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise ValueError(f"--out {args.out!r}: the folder {str(parent)!r} does not exist or "
+                             f"is not writable")
     config, model, x, y = _load_model_and_data(args)
     device = next(model.parameters()).device
     x, y = x[:n].to(device), y[:n].to(device)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from lsnotes.robustness import symptoms
 from lsnotes.robustness.report import AuditReport, AttackRow, Indicator
 
 #: Pintor et al.'s rule for incomplete optimisation: the best loss so far, rescaled to [0, 1] over
@@ -97,16 +98,30 @@ def _indicator(key, title, source, trip, *, fired, serious, finding, meaning, ad
 def unavailable_gradients(ev: Evidence) -> Indicator:
     if ev.cut is not None:
         trip = ev.clean.clone()
-        saturated = torch.zeros_like(trip)
+        saturated = flat = nonfinite = torch.zeros_like(trip)
         finding = (f"The loss has no gradient with respect to the input ({ev.cut}): every "
                    f"gradient-based attack was blind on all {ev.n_clean} correctly classified "
                    f"examples.")
     else:
-        trip = ev.clean & (ev.ce_norms == 0)
-        saturated = trip & (ev.margin_norms > 0)
-        finding = (f"{int(trip.sum())} of {ev.n_clean} correctly classified examples have an "
-                   f"exactly zero cross-entropy gradient at the clean input ({int(saturated.sum())}"
-                   f" of them still have a margin-loss gradient: the softmax saturates); "
+        nonfinite = ev.clean & ~torch.isfinite(ev.ce_norms)
+        trip = ev.clean & ((ev.ce_norms == 0) | nonfinite)
+        margin_slope = torch.isfinite(ev.margin_norms) & (ev.margin_norms > 0)
+        saturated = trip & ~nonfinite & margin_slope
+        flat = trip & ~nonfinite & ~margin_slope
+        causes = []
+        if saturated.any():
+            causes.append(f"{int(saturated.sum())} still have a margin-loss gradient: the softmax "
+                          f"saturates")
+        if flat.any():
+            causes.append(f"{int(flat.sum())} have no margin-loss gradient either: the model is "
+                          f"flat around them (a piecewise-constant step such as quantisation or "
+                          f"rounding, or a backward pass that returns zero)")
+        if nonfinite.any():
+            causes.append(f"{int(nonfinite.sum())} have a nan or inf gradient (a backward pass of "
+                          f"0·∞, e.g. sqrt or log at 0 in a custom layer): the attacks treat it "
+                          f"as absent and make no move")
+        finding = (f"{int(trip.sum())} of {ev.n_clean} correctly classified examples have no "
+                   f"usable cross-entropy gradient at the clean input ({'; '.join(causes)}); "
                    f"{int((trip & ev.robust).sum())} of them are counted robust after every attack.")
     fired = trip.any()
     if not fired:
@@ -134,6 +149,7 @@ def unavailable_gradients(ev: Evidence) -> Indicator:
                  "they do not move, and the example looks robust without having been tested."),
         advice=advice, n=ev.n,
         numbers={"zero_ce_gradient": int(trip.sum()), "saturated_softmax": int(saturated.sum()),
+                 "flat_model": int(flat.sum()), "nonfinite_gradient": int(nonfinite.sum()),
                  "counted_robust": int((trip & ev.robust).sum()), "graph_cut": ev.cut})
 
 
@@ -145,9 +161,10 @@ def unstable_predictions(ev: Evidence) -> Indicator:
         finding = (f"{int(trip.sum())} of {ev.n} inputs gave different outputs over {ev.repeats} "
                    f"forward passes (largest change of the normalised outputs {largest:.2g}; the "
                    f"predicted class changed on {int(ev.flips.sum())}).")
-        advice = ("Attack the expected output: average the gradient over many forward passes per "
-                  "step (Expectation over Transformation; AutoAttack's version='rand' uses 20), "
-                  "and score every example over several draws.")
+        advice = (f"This audit scored every example over {ev.report.forward_passes} draws and "
+                  f"averaged {ev.report.gradient_draws} per gradient (EOT); to tighten the bound, "
+                  f"attack with more draws per step (AutoAttack's version='rand' uses 20) and "
+                  f"more steps.")
     else:
         finding = (f"{ev.repeats} forward passes on each input gave the same outputs (largest "
                    f"change {largest:.1g}, threshold {RANDOMNESS_ALPHA:g}).")
@@ -157,7 +174,7 @@ def unstable_predictions(ev: Evidence) -> Indicator:
         finding=finding,
         meaning=("Randomness in the forward pass gives every attack a noisy gradient and every "
                  "evaluation a different answer: the attack climbs a loss that keeps moving, and "
-                 "each number in this report is one random draw."),
+                 "one draw per evaluation would let noise alone break examples."),
         advice=advice, n=ev.n,
         numbers={"largest_change": largest, "class_changed": int(ev.flips.sum())})
 
@@ -169,7 +186,8 @@ def silent_success(ev: Evidence) -> Indicator:
         trip |= silent
     fired = trip.any()
     main_acc = ev.report.accuracy(ev.main)
-    main_silent = int(runs.get(ev.main, torch.zeros_like(trip)).sum())
+    # only examples PGD-k counts as broken could be reported robust by its last iterate
+    main_silent = int((runs.get(ev.main, torch.zeros_like(trip)) & ev.broken_by(ev.main)).sum())
     per_run = ", ".join(f"{name}: {int(s.sum())}" for name, s in runs.items())
     if fired:
         finding = (f"On {int(trip.sum())} examples a PGD run passed through a misclassified point "
@@ -197,8 +215,18 @@ def incomplete_optimisation(ev: Evidence) -> Indicator:
     if main is None:
         return _skipped("incomplete_optimisation", "Incomplete optimisation", PINTOR, ev,
                         f"PGD-{ev.k} did not run")
+    if ev.cut is not None:
+        return _skipped("incomplete_optimisation", "Incomplete optimisation", PINTOR, ev,
+                        f"PGD-{ev.k} had no gradient to follow ({ev.cut}): a flat loss is no "
+                        f"sign of convergence (see Unavailable gradients)")
+    blind = ev.clean & ((ev.ce_norms == 0) | ~torch.isfinite(ev.ce_norms))
     trip = ev.clean & main["ran"] & ~main["broken"] & main["rising"]
     failed = int((ev.clean & main["ran"] & ~main["broken"]).sum())
+    if failed and int((blind & main["ran"] & ~main["broken"]).sum()) == failed:
+        return _skipped("incomplete_optimisation", "Incomplete optimisation", PINTOR, ev,
+                        f"PGD-{ev.k} had a zero or non-finite gradient on every example it failed "
+                        f"on: a flat loss there is no sign of convergence (see Unavailable "
+                        f"gradients)")
     longer = ev.traces.get(ev.restart_row)
     if longer is not None:
         unconverged = trip & ev.robust & longer["ran"] & longer["rising"] & ~longer["broken"]
@@ -241,9 +269,9 @@ def transfer_failure(ev: Evidence) -> Indicator:
         if any(r.name == "transfer" for r in ev.report.rows):
             reason = f"the transfer attack failed: {ev.report.row('transfer').error}"
         return _skipped("transfer_failure", title, PINTOR, ev, reason, meaning=meaning)
-    trip = ev.clean & ev.white_box_standing & ev.broken_by("transfer")
+    trip, fired = symptoms.beats_white_box_symptom(ev.clean & ev.white_box_standing,
+                                                   ev.broken_by("transfer"), ev.tolerance)
     standing = int((ev.clean & ev.white_box_standing).sum())
-    fired = trip.sum() > ev.allowed and trip.any()
     source = ev.report.transfer_source
     if fired:
         finding = (f"Examples crafted on {source} fool this model on {int(trip.sum())} of the "
@@ -270,8 +298,9 @@ def unconstrained_failure(ev: Evidence) -> Indicator:
     if row.error:
         return _skipped("unconstrained_failure", title, PINTOR, ev,
                         f"the attack failed: {row.error}", meaning=meaning)
-    trip = ev.clean & torch.tensor([c is True for c in row.correct], device=ev.clean.device)
-    fired = trip.any()
+    # at an ε that allows any image success is guaranteed: a single survivor fires
+    trip, fired = symptoms.large_eps_symptom(
+        ev.clean, torch.tensor([c is True for c in row.correct], device=ev.clean.device), 0.0)
     norm = "L∞" if ev.report.norm == "linf" else "L2"
     if fired:
         finding = (f"At {norm} ε = {big:g}, where the ball holds every image in [0, 1], PGD-{ev.k} "
@@ -293,9 +322,10 @@ def unconstrained_failure(ev: Evidence) -> Indicator:
 # ----------------------------------------------------------------------------- the checklist
 
 def single_step_beats_iterative(ev: Evidence) -> Indicator:
-    trip = ev.clean & ev.broken_by("fgsm") & ~ev.broken_by(ev.main)
-    fired = trip.sum() > ev.allowed and trip.any()
-    fgsm, pgd = ev.report.accuracy("fgsm"), ev.report.accuracy(ev.main)
+    single = ev.report.single_step
+    trip, fired = symptoms.single_step_symptom(ev.clean, ev.broken_by(single),
+                                               ev.broken_by(ev.main), ev.tolerance)
+    fgsm, pgd = ev.report.accuracy(single), ev.report.accuracy(ev.main)
     finding = (f"The single-step attack breaks {int(trip.sum())} examples PGD-{ev.k} does not "
                f"(accuracy {100 * fgsm:.1f} % under it, {100 * pgd:.1f} % under PGD-{ev.k}; "
                f"noise floor {ev.allowed:.1f} examples).")
@@ -323,9 +353,8 @@ def stronger_attacks_beat_pgd(ev: Evidence, others=()) -> Indicator:
             found[row.name] = int(new.sum())
         standing &= ~new
     trip = ev.clean & ~ev.broken_by(ev.main) & ~ev.robust
-    gap = pgd - ev.report.robust_acc
-    fired = gap > ev.tolerance
-    large = gap > ev.masking_gap
+    gap, fired = symptoms.overestimate_symptom(pgd, ev.report.robust_acc, ev.tolerance)
+    large = symptoms.overestimate_symptom(pgd, ev.report.robust_acc, ev.masking_gap)[1]
     who = ", ".join(f"{name} {count}" for name, count in found.items()) or "none"
     finding = (f"PGD-{ev.k} overestimates robustness by {100 * gap:.1f} points: {100 * pgd:.1f} % "
                f"against {ev.worst} for the per-example worst case. Examples it missed were found "
@@ -437,7 +466,7 @@ def _square_check(ev: Evidence) -> Indicator:
     elif ev.has_row("autoattack") and ev.report.row("autoattack").notes:
         # all of AutoAttack: its Square ran on what its white-box parts left
         notes = ev.report.row("autoattack").notes
-        earlier = ev.broken_by("fgsm") | ev.broken_by(ev.main) | ev.broken_by(f"{ev.main}_margin")
+        earlier = ev.broken_by(ev.report.single_step) | ev.broken_by(ev.main) | ev.broken_by(f"{ev.main}_margin")
         missed = ev.clean & ~earlier & torch.tensor(
             [n is None or n == "square" for n in notes], device=ev.clean.device)
         trip = missed & torch.tensor([n == "square" for n in notes], device=ev.clean.device)
@@ -445,7 +474,8 @@ def _square_check(ev: Evidence) -> Indicator:
     else:
         return _skipped("aa_square", "Square beats white-box", AUTOATTACK, ev,
                         "Square did not run", meaning=meaning)
-    fired = trip.sum() > SQUARE_ALPHA * ev.n
+    # AutoAttack's own, stricter threshold (its check, not the checklist's symptom)
+    _, fired = symptoms.beats_white_box_symptom(missed, trip, SQUARE_ALPHA)
     return _indicator(
         "aa_square", "Square beats white-box", AUTOATTACK, trip, fired=fired, serious=fired,
         finding=(f"Square breaks {int(trip.sum())} of the {int(missed.sum())} examples {against} "

@@ -84,7 +84,7 @@ def _accuracy_table(report: AuditReport) -> str:
         description = r["description"] + (f" — failed: {r['error']}" if r["error"] else "")
         rows.append(f"<tr><td>{_e(r['attack'])}</td><td>{_e(description)}</td><td>{scope}</td>"
                     f"<td class='num'>{_percent(r['accuracy'])}</td>"
-                    f"<td class='num'>{r['newly_broken']}</td>"
+                    f"<td class='num'>{'—' if r['newly_broken'] is None else r['newly_broken']}</td>"
                     f"<td class='num'>{_percent(r['worst_case_after'])}</td>"
                     f"<td class='num'>{r['seconds']:.1f}</td></tr>")
     return f"<table>{head}{''.join(rows)}</table>"
@@ -127,6 +127,10 @@ def render(report: AuditReport) -> str:
     norm = "L∞" if report.norm == "linf" else "L2"
     figure = base64.b64encode(sweep_png(report)).decode("ascii")
     serious = " serious" if report.serious else ""
+    # while a serious indicator stands the worst case is only an upper bound: never shown bold
+    headline = (f"robust accuracy <em>at most</em> {_percent(report.robust_acc)} % (an upper "
+                f"bound while serious indicators stand)" if report.serious else
+                f"robust accuracy <strong>{_percent(report.robust_acc)} %</strong>")
     verdicts = "".join(f"<li>{_e(v)}</li>" for v in report.verdicts[1:]) or \
         "<li>No indicator fired.</li>"
     return f"""<!DOCTYPE html>
@@ -146,9 +150,8 @@ def render(report: AuditReport) -> str:
 <h2>What fired, and what to do</h2>
 <ul>{verdicts}</ul>
 <h2>Accuracy under each attack</h2>
-<p>Clean accuracy {_percent(report.clean_acc)} %; robust accuracy
-<strong>{_percent(report.robust_acc)} %</strong>, the per-example worst case over every attack
-below. Cheap attacks run on every example; the stronger ones only on the examples no earlier
+<p>Clean accuracy {_percent(report.clean_acc)} %; {headline}, the per-example worst case over
+every attack below. Cheap attacks run on every example; the stronger ones only on the examples no earlier
 attack broke, so their row gives the examples they broke first and the worst case so far.</p>
 {_accuracy_table(report)}
 <h2>Accuracy against ε</h2>
