@@ -6,6 +6,11 @@ $LSNOTES_RESULTS): the value and a manifest of its SHA-256, written in a tempora
 renamed into place whole. The key covers everything the value depends on, so a changed input is
 a new key, never a stale hit.
 
+The attack's randomness comes from generators seeded by (seed, attack, batch), so a stored
+result is exactly what recomputing it gives. A model with randomness of its own (noise drawn from
+torch's global generator) gets the examples of its first run; ``LSNOTES_RESULT_CACHE=0`` draws
+afresh.
+
 Everything on disk goes through :mod:`lsnotes.cache`'s machinery: atomic writes, a manifest of
 SHA-256 checksums read back before anything is deserialised, ``torch.load(weights_only=True)``.
 A damaged entry is warned about (:class:`lsnotes.cache.CacheWarning`), deleted and computed again.
