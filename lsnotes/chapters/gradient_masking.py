@@ -123,11 +123,23 @@ def paper_findings(findings: Mapping[str, Callable], theirs, ours, *, asserted=(
     side (NaN, ``None``) stops the chapter (:class:`lsnotes.claims.MissingMeasurement`)."""
     if not findings:
         raise ValueError("findings must hold at least one statement")
-    misread = [s for s, test in findings.items() if not test(theirs)]
+    misread = [s for s, holds in judged(findings, theirs, whose="the paper's").items()
+               if not holds]
     if misread:
         raise ClaimFailed(f"not what the paper's numbers say: {misread}")
-    return Claims({s: test(ours) for s, test in findings.items()}, asserted=asserted,
-                  title=title)
+    return Claims(judged(findings, ours), asserted=asserted, title=title)
+
+
+def judged(findings: Mapping[str, Callable], *values, whose: str = "our") -> dict:
+    """Each finding's test applied to ``values``; a test that meets an unmeasured number raises
+    :class:`lsnotes.claims.MissingMeasurement` naming the finding."""
+    outcomes = {}
+    for statement, test in findings.items():
+        try:
+            outcomes[statement] = test(*values)
+        except C.MissingMeasurement as missing:
+            raise C.MissingMeasurement(f"{statement!r} on {whose} numbers: {missing}") from None
+    return outcomes
 
 
 def not_reproduced(claims: Claims) -> Text:
@@ -308,7 +320,7 @@ ASSERTED_OWN_T4 = tuple(list(OWN_T4)[i] for i in (0, 1, 2, 4, 5))
 def own_comparisons(robust_acc, ls_name: str) -> Claims:
     """The book's own comparisons of the four models (CE included, which Fu et al. lack)."""
     rows = [robust_acc[m] for m in (ls_name, "CE", "PGD-AT", "TRADES")]
-    return Claims({s: test(*rows) for s, test in OWN_T4.items()},
+    return Claims(judged(OWN_T4, *rows),
                   asserted=ASSERTED_OWN_T4, title="The book's own comparisons")
 
 
