@@ -62,9 +62,12 @@ def chapter_page(browser, site, built_book, request):
 
     context.route("**/*", offline)
     page = context.new_page()
+    page_errors = []  # uncaught exceptions: a SyntaxError in a script stops it for the reader
+    page.on("pageerror", lambda err: page_errors.append(str(err)))
     page.goto(f"{site}/{html.relative_to(built_book.html).as_posix()}", wait_until="load")
     page.wait_for_function(MATHJAX_DONE, timeout=60_000)
     page.screenshot(path=str(screenshot_path(f"book_{name}")), full_page=True)
+    page.page_errors = page_errors
     yield page, name, html, blocked
     context.close()
 
@@ -287,3 +290,9 @@ def has_anchor(page_file: Path, anchor: str) -> bool:
 
 def anchor_has_class(page_file: Path, anchor: str, css_class: str) -> bool:
     return page_file.is_file() and css_class in _ids(page_file).get(anchor, "").split()
+
+
+@pytest.mark.parametrize("chapter_page", CHAPTERS, indirect=True)
+def test_no_script_fails_on_the_page(chapter_page):
+    page, name, _, _ = chapter_page
+    assert page.page_errors == [], f"{name}: errors in the page's scripts: {page.page_errors[:3]}"

@@ -119,7 +119,7 @@ def test_a_zoo_model_is_trained_once_then_loaded(tmp_path, monkeypatch):
 QUICK_REQUESTS = {  # what the chapters asked the zoo for before chapter_models existed
     "training_with_ls": [("ce", 0.0, 1.0, "none")] + [
         (m, a, 1.0, "none") for m in LS_METHODS for a in (0.1, 0.5, 0.9)] + [
-        ("bls", 0.5, t, "none") for t in (0.1, 10.0)],
+        ("bls", 0.5, t, "none") for t in (0.1, 10.0)] + [("ce", 0.0, 1.0, "fgsm")],
     "classic_attacks": [("ce", 0.0, 1.0, "none")] + [
         (m, a, 1.0, "none") for m in LS_METHODS for a in (0.1, 0.5, 0.9)] + [
         ("ce", 0.0, 1.0, "fgsm")],

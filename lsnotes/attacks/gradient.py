@@ -98,7 +98,8 @@ def pgd(model, x, y, eps, *, steps: int = 20, step_size: float | None = None, no
 def fgsm(model, x, y, eps, *, loss: str = "ce", generator=None) -> torch.Tensor:
     """FGSM as in Fu et al. (2020): one signed step of 2ε from x, clipped into the ε-ball.
 
-    Clipping makes it identical to Goodfellow et al.'s step of ε; no random start.
+    Clipping makes it identical to Goodfellow et al.'s step of ε; no random start. Taught in the
+    classic_attacks chapter, whose exercise ``classic_attacks-fgsm`` has the reader write it.
     """
     return pgd(model, x, y, eps, steps=1, step_size=2 * number_in("eps", eps, 0.0, 1.0), loss=loss,
                random_start=False, keep_best=False, generator=generator)

@@ -181,7 +181,8 @@ def _chapter_list(chapter: str, s: Setting, profile: str, seed: int, device: str
     make = lambda *args, **kw: config(profile, *args, seed=seed, device=device,  # noqa: E731
                                       setting=s, **kw)
     if chapter == "training_with_ls":
-        return _ls_zoo(s, profile, seed, device, temperatures=True)
+        return _ls_zoo(s, profile, seed, device, temperatures=True) + [
+            ("FGSM-AT", make("ce", 0.0, adversarial="fgsm"))]
     if chapter == "classic_attacks":
         return _ls_zoo(s, profile, seed, device, temperatures=False) + [
             ("FGSM-AT", make("ce", 0.0, adversarial="fgsm"))]
