@@ -11,6 +11,8 @@ from matplotlib.figure import Figure
 
 from lsnotes.chapters import gradient_masking as gm
 from lsnotes.chapters import gradient_masking_beyond_pgd as gm2
+from lsnotes import claims as C
+from lsnotes.claims import MissingMeasurement
 from lsnotes.present import ClaimFailed, Claims, Table
 from lsnotes.robustness import MaskingDiagnostics, Symptom
 from lsnotes.zoo import book
@@ -226,3 +228,48 @@ def test_full_profile_says_whether_a_run_is_recorded():
     assert recorded.table.rows == [[LS, "PGD-20", "74.8 %", "50.0 %"]]
     assert "table below" in recorded.note
     assert gm2.full_profile_hours(book.chapter_setting("gradient_masking", "full")) > 0
+
+
+# ------------------------------------------------------------------------------ missing inputs
+
+def test_an_unmeasured_accuracy_stops_the_claims_instead_of_failing_quietly():
+    acc = fu_like()
+    acc[LS]["pgd20"] = math.nan
+    with pytest.raises(MissingMeasurement, match="LS beats CE under PGD-20.*NaN"):
+        gm.own_comparisons(acc, LS)
+    with pytest.raises(MissingMeasurement, match="not measured"):
+        gm.table4_findings(acc, LS)
+    raw = {name: {k: v for k, v in row.items() if k not in ("lowest", "strong")}
+           for name, row in fu_like().items()}
+    raw["CE"]["odi"] = math.nan
+    with pytest.raises(MissingMeasurement, match="odi"):
+        gm.with_summaries(raw)
+
+
+def test_the_findings_show_what_they_compared():
+    claims = gm.table4_findings(fu_like(), LS)
+    assert all(isinstance(o, C.Check) for o in claims.outcomes.values())
+    assert "0.748" in claims.to_markdown()  # LS's PGD-20 accuracy in a comparison
+
+
+def test_beyond_pgd_claims_refuse_unmeasured_inputs():
+    names = (LS, "PGD-AT", "TRADES")
+    acc = {(m, s): 0.4 for m in names for s in ("zero", "x")}
+    acc[LS, "zero"] = math.nan
+    with pytest.raises(MissingMeasurement):
+        gm2.table5_findings(acc, LS)
+    acc[LS, "zero"] = 0.1
+    norm = {k: 3.0 for k in acc} | {(LS, "zero"): math.nan}  # the attack found nothing
+    with pytest.raises(MissingMeasurement):
+        gm2.cw_claims(acc, norm, {m: 0.9 for m in names}, 2.0, LS)
+    by_steps = {LS: [0.6, None], "PGD-AT": [0.5, 0.49], "TRADES": [0.5, 0.5]}
+    with pytest.raises((MissingMeasurement, TypeError)):
+        gm2.tanh_findings(by_steps, by_steps, LS)
+
+
+def test_sweep_says_not_measured_when_no_trained_alpha_lies_above_the_threshold():
+    alphas, eps_list = (0.0, 0.1, 0.2), (0.1, 0.2)
+    sweep = {(a, e): (0.2, 0.05) for a in alphas for e in eps_list}
+    claims, shown = gm2.sweep_findings(sweep, alphas, 0.1, eps_list, 0.2)
+    above = [s for s in claims.claims if s.startswith("every α above")]
+    assert claims.holds(above[0]) is None and shown.above == "none"

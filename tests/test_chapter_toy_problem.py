@@ -100,3 +100,47 @@ def test_figures_draw_and_figure_a_reacts_to_its_sliders():
     assert figure.set(alpha=1.0) != before
     with pytest.raises(ValueError, match="gamma"):
         chapter.figure_a(0.5, 0.2, 0.9)
+
+
+def _altered(facts, index, **changes):
+    return [SimpleNamespace(**{**vars(f), **changes}) if i == index else f
+            for i, f in enumerate(facts)]
+
+
+@pytest.mark.parametrize("claim, index, change", [
+    (0, 3, lambda f: {"all_above": np.zeros_like(f.all_above)}),   # ALS below Bayes at 2/3
+    (2, 0, lambda f: {"bayes": f.bayes * 0}),                         # Bayes not the most accurate
+    (4, 1, lambda f: {"ce_top": np.zeros_like(f.ce_top)}),           # CE not on top for γ > γ*
+    (5, 0, lambda f: {"als": {a: f.als[0.0] for a in f.als}}),        # no ALS curve above CE
+])
+def test_each_figure_b_claim_can_fail(claim, index, change):
+    facts = [chapter.panel_facts(g) for g in chapter.FIGURE_B_GAMMAS]
+    claims = chapter.figure_b_claims(_altered(facts, index, **change(facts[index])), GAMMA_STAR)
+    assert not list(claims.values())[claim]
+
+
+def test_figure_b_claims_refuse_unmeasured_crossings():
+    facts = [chapter.panel_facts(g) for g in chapter.FIGURE_B_GAMMAS]
+    with pytest.raises(ValueError, match="not measured"):
+        chapter.figure_b_claims(_altered(facts, 1, overtakes=float("nan")), GAMMA_STAR)
+
+
+@pytest.mark.parametrize("bias, failing", [
+    (lambda alpha, gamma: -np.asarray(alpha, float) - 0.1, 0),  # the boundary crosses Bayes
+    (lambda alpha, gamma: np.asarray(alpha, float) * 0 + 0.5, 1),  # b_α does not move
+])
+def test_figure_c_claims_fail_for_a_wrong_minimiser(monkeypatch, bias, failing):
+    monkeypatch.setattr(toy, "als_bias", bias)
+    claims = chapter.figure_c_claims(np.linspace(0, 1, 11), [0.5, 0.52, 0.6, 2 / 3], GAMMA_STAR)
+    assert not list(claims.values())[failing]
+
+
+@pytest.mark.parametrize("name, replacement, failing", [
+    ("squeeze_limit_bias", lambda gamma: 0.1, 1),
+    ("bayes_accuracy", lambda eps, gamma: np.asarray(eps) * 0 + 0.5, 2),
+    ("als_bias", lambda alpha, gamma: 0.5 * np.asarray(alpha, float), 3),
+])
+def test_each_discussion_claim_can_fail(monkeypatch, name, replacement, failing):
+    monkeypatch.setattr(toy, name, replacement)
+    claims, _ = chapter.discussion_claims(np.linspace(0, 1, 11), budget=0.2)
+    assert not list(claims.values())[failing]

@@ -19,6 +19,7 @@ from types import SimpleNamespace as Namespace
 from typing import Callable, Mapping
 
 from lsnotes import attacks, papers
+from lsnotes import claims as C
 from lsnotes.checks import chapter_params, choice, positive_int
 from lsnotes.present import ClaimFailed, Claims, Table, Text, beside, fixed, percent, share
 from lsnotes.zoo import book
@@ -49,7 +50,8 @@ def setup(profile: str = "quick", seed: int = 0, device: str = "auto", *, ls_alp
           n_attack: int = 0, n_autoattack: int = 0, n_widget: int = 64,
           widget_restarts: int = 3) -> Namespace:
     """The chapter's parameters, checked, with its zoo setting, attack plan and the texts its
-    prose quotes (``run.text``). ``0`` for a size means the profile's default."""
+    prose quotes (``run.text``; ``run.text.profile``, "quick profile", is the scale of the
+    chapter's "Our run" blocks). ``0`` for a size means the profile's default."""
     params = chapter_params(profile, seed, device)
     setting = book.chapter_setting(CHAPTER, params.profile)
     ls_alpha = choice("ls_alpha", ls_alpha, setting.alpha_grid)
@@ -64,6 +66,7 @@ def setup(profile: str = "quick", seed: int = 0, device: str = "auto", *, ls_alp
         eps=Text(f"{setting.eps:g}"), n_attack=Text(str(n_attack)),
         n_autoattack=Text(str(n_autoattack)), ls_alpha=Text(f"{ls_alpha:g}"),
         n_widget=Text(str(n_widget)), restarts=Text(str(widget_restarts)),
+        profile=Text(f"{params.profile} profile"),
         fu_scale=Text(f"{fu['dataset']}, {fu['architecture']}, L∞ ε = {fu['linf_eps']}"),
         ours_scale=Text(f"{setting.dataset} ({setting.train_size or 'all'} training images, "
                         f"{setting.epochs} epochs), {setting.model}, L∞ ε = {setting.eps:g}"))
@@ -115,14 +118,28 @@ def count_text(count: int, noun: str) -> Text:
 def paper_findings(findings: Mapping[str, Callable], theirs, ours, *, asserted=(),
                    title: str = "") -> Claims:
     """Fu et al.'s findings as claims on our numbers; each is first tested on the paper's own
-    numbers, and a finding that fails there is a misreading of the paper (:class:`ClaimFailed`)."""
+    numbers, and a finding that fails there is a misreading of the paper (:class:`ClaimFailed`).
+    Each test is built from :mod:`lsnotes.claims` predicates, so a number missing from either
+    side (NaN, ``None``) stops the chapter (:class:`lsnotes.claims.MissingMeasurement`)."""
     if not findings:
         raise ValueError("findings must hold at least one statement")
-    misread = [s for s, test in findings.items() if not test(theirs)]
+    misread = [s for s, holds in judged(findings, theirs, whose="the paper's").items()
+               if not holds]
     if misread:
         raise ClaimFailed(f"not what the paper's numbers say: {misread}")
-    return Claims({s: bool(test(ours)) for s, test in findings.items()}, asserted=asserted,
-                  title=title)
+    return Claims(judged(findings, ours), asserted=asserted, title=title)
+
+
+def judged(findings: Mapping[str, Callable], *values, whose: str = "our") -> dict:
+    """Each finding's test applied to ``values``; a test that meets an unmeasured number raises
+    :class:`lsnotes.claims.MissingMeasurement` naming the finding."""
+    outcomes = {}
+    for statement, test in findings.items():
+        try:
+            outcomes[statement] = test(*values)
+        except C.MissingMeasurement as missing:
+            raise C.MissingMeasurement(f"{statement!r} on {whose} numbers: {missing}") from None
+    return outcomes
 
 
 def not_reproduced(claims: Claims) -> Text:
@@ -195,6 +212,9 @@ def with_summaries(robust_acc: Mapping[str, Mapping[str, float]]) -> dict[str, d
         missing = [a for a in (*COLUMNS[1:], "pgd20") if a not in row]
         if missing:
             raise ValueError(f"robust_acc[{name!r}] lacks {missing}")
+        unmeasured = [a for a in COLUMNS[1:] if row[a] is None or math.isnan(row[a])]
+        if unmeasured:
+            raise C.MissingMeasurement(f"robust_acc[{name!r}] has no accuracy for {unmeasured}")
         acc = dict(row)
         acc["lowest"] = min(acc[a] for a in COLUMNS[1:])
         acc["strong"] = min(acc[a] for a in STRONG)
@@ -247,25 +267,25 @@ def _as_roles(robust_acc, ls_name: str) -> dict:
 
 FINDINGS_T4 = {
     "LS has the highest clean accuracy of the three":
-        lambda a: all(a["LS"]["clean"] > a[m]["clean"] for m in AT),
+        lambda a: C.every(C.exceeds(a["LS"]["clean"], a[m]["clean"]) for m in AT),
     "under every classic attack (FGSM, PGD-10/20/40, PGD-CW) LS is above PGD-AT and TRADES":
-        lambda a: all(a["LS"][k] > a[m][k] for k in CLASSIC for m in AT),
+        lambda a: C.every(C.exceeds(a["LS"][k], a[m][k]) for k in CLASSIC for m in AT),
     "FGSM is stronger than PGD-20 on LS (lower accuracy after one step than after 20)":
-        lambda a: a["LS"]["fgsm"] < a["LS"]["pgd20"],
+        lambda a: C.below(a["LS"]["fgsm"], a["LS"]["pgd20"]),
     "LS accuracy rises from PGD-10 to PGD-20 (more, smaller steps find less)":
-        lambda a: a["LS"]["pgd20"] > a["LS"]["pgd10"],
+        lambda a: C.exceeds(a["LS"]["pgd20"], a["LS"]["pgd10"]),
     "PGD-AT and TRADES move by at most 3 points from PGD-10 to PGD-40":
-        lambda a: all(abs(a[m]["pgd10"] - a[m]["pgd40"]) <= 0.03 for m in AT),
+        lambda a: C.every(C.within(a[m]["pgd10"], a[m]["pgd40"], 0.03) for m in AT),
     "PGD-CW is within 3 points of PGD-20 on LS (the loss matters little)":
-        lambda a: abs(a["LS"]["pgd_cw"] - a["LS"]["pgd20"]) <= 0.03,
+        lambda a: C.within(a["LS"]["pgd_cw"], a["LS"]["pgd20"], 0.03),
     "MT, ODI and APGD-CE each take LS below PGD-20 by more than 10 points":
-        lambda a: all(a["LS"][k] < a["LS"]["pgd20"] - 0.10 for k in STRONG),
+        lambda a: C.every(C.below(a["LS"][k], a["LS"]["pgd20"], by=0.10) for k in STRONG),
     "the strongest of MT, ODI and APGD-CE takes LS below PGD-AT and TRADES":
-        lambda a: all(a["LS"]["strong"] < a[m]["strong"] for m in AT),
+        lambda a: C.every(C.below(a["LS"]["strong"], a[m]["strong"]) for m in AT),
     "on LS, ODI is the strongest of the three and MT the weakest":
-        lambda a: a["LS"]["odi"] < a["LS"]["apgd_ce"] < a["LS"]["multitargeted"],
+        lambda a: C.strictly_increasing(a["LS"][k] for k in ("odi", "apgd_ce", "multitargeted")),
     "PGD-AT and TRADES lose at most 5 points from PGD-20 to the strongest of MT, ODI, APGD-CE":
-        lambda a: all(a[m]["pgd20"] - a[m]["strong"] <= 0.05 for m in AT),
+        lambda a: C.every(C.at_most(a[m]["pgd20"] - a[m]["strong"], 0.05) for m in AT),
 }
 ASSERTED_T4 = (
     "the strongest of MT, ODI and APGD-CE takes LS below PGD-AT and TRADES",
@@ -280,18 +300,19 @@ def table4_findings(robust_acc, ls_name: str) -> Claims:
 
 OWN_T4 = {
     "LS beats CE under PGD-20 (the apparent robustness)":
-        lambda ls, ce, at, tr: ls["pgd20"] > ce["pgd20"],
-    "LS raises FGSM accuracy over CE": lambda ls, ce, at, tr: ls["fgsm"] > ce["fgsm"],
+        lambda ls, ce, at, tr: C.exceeds(ls["pgd20"], ce["pgd20"]),
+    "LS raises FGSM accuracy over CE": lambda ls, ce, at, tr: C.exceeds(ls["fgsm"], ce["fgsm"]),
     "MultiTargeted and ODI each lower LS below its PGD-20 accuracy":
-        lambda ls, ce, at, tr: ls["multitargeted"] < ls["pgd20"] and ls["odi"] < ls["pgd20"],
+        lambda ls, ce, at, tr: C.every(C.below(ls[k], ls["pgd20"])
+                                       for k in ("multitargeted", "odi")),
     "AutoAttack lowers LS below PGD-20 on the same subset":
-        lambda ls, ce, at, tr: ls["autoattack"] < ls["pgd20_on_aa_subset"],
+        lambda ls, ce, at, tr: C.below(ls["autoattack"], ls["pgd20_on_aa_subset"]),
     "the LS model's gain over CE shrinks from PGD-20 to the lowest":
-        lambda ls, ce, at, tr: ls["lowest"] - ce["lowest"] < ls["pgd20"] - ce["pgd20"],
+        lambda ls, ce, at, tr: C.below(ls["lowest"] - ce["lowest"], ls["pgd20"] - ce["pgd20"]),
     "PGD-AT beats the LS model under AutoAttack":
-        lambda ls, ce, at, tr: at["autoattack"] > ls["autoattack"],
+        lambda ls, ce, at, tr: C.exceeds(at["autoattack"], ls["autoattack"]),
     "TRADES beats the LS model under AutoAttack":
-        lambda ls, ce, at, tr: tr["autoattack"] > ls["autoattack"],
+        lambda ls, ce, at, tr: C.exceeds(tr["autoattack"], ls["autoattack"]),
 }
 ASSERTED_OWN_T4 = tuple(list(OWN_T4)[i] for i in (0, 1, 2, 4, 5))
 
@@ -299,7 +320,7 @@ ASSERTED_OWN_T4 = tuple(list(OWN_T4)[i] for i in (0, 1, 2, 4, 5))
 def own_comparisons(robust_acc, ls_name: str) -> Claims:
     """The book's own comparisons of the four models (CE included, which Fu et al. lack)."""
     rows = [robust_acc[m] for m in (ls_name, "CE", "PGD-AT", "TRADES")]
-    return Claims({s: bool(test(*rows)) for s, test in OWN_T4.items()},
+    return Claims(judged(OWN_T4, *rows),
                   asserted=ASSERTED_OWN_T4, title="The book's own comparisons")
 
 
@@ -367,9 +388,9 @@ def _gains(acc, key):
 
 FINDINGS_T1 = {
     "LS costs clean accuracy, but less than 2 points":
-        lambda a: all(-0.02 < g < 0 for g in _gains(a, "clean")),
+        lambda a: C.every(C.below(g, 0) and C.exceeds(g, -0.02) for g in _gains(a, "clean")),
     "LS raises accuracy under FGSM and PGD by more than 10 points":
-        lambda a: all(g > 0.10 for k in ("fgsm", "pgd20") for g in _gains(a, k)),
+        lambda a: C.every(C.exceeds(g, 0.10) for k in ("fgsm", "pgd20") for g in _gains(a, k)),
 }
 
 
@@ -407,8 +428,9 @@ def symptom_claims(diagnostics, ls_name: str) -> tuple[Claims, Namespace]:
     """The LS model against the others by number of symptoms, and ``"1 symptom"``-style texts."""
     count = {m: len(d.triggered) for m, d in diagnostics.items()}
     claims = Claims({
-        "the LS model shows at least one masking symptom": count[ls_name] >= 1,
-        **{f"the LS model shows more symptoms than {other}": count[ls_name] > count[other]
+        "the LS model shows at least one masking symptom": C.at_least(count[ls_name], 1),
+        **{f"the LS model shows more symptoms than {other}":
+           C.exceeds(count[ls_name], count[other])
            for other in ("PGD-AT", "TRADES", "CE")}})
     shown = Namespace(**{t: count_text(count[m], "symptom") for t, m in
                          (("ls", ls_name), ("ce", "CE"), ("at", "PGD-AT"), ("trades", "TRADES"))})

@@ -23,6 +23,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from lsnotes import checks, losses, plots, present
+from lsnotes import claims as C
 
 #: α values drawn in the static loss-curve figure, and the K of its panels.
 STATIC_ALPHAS = (0.05, 0.1, 0.3, 0.5, 0.9)
@@ -101,7 +102,7 @@ def margins_beside_ranges(ranges, printed: Sequence[Sequence[str]] | None = None
                          align={c: "right" for c in ours})
 
 
-def range_claims(ranges) -> dict[str, bool]:
+def range_claims(ranges) -> dict[str, C.Check]:
     """What the printed ranges show by themselves (no model of ours involved)."""
     ranges = _checked_ranges(ranges)
     widths = [hi - lo for lo, hi in ranges.values()]
@@ -110,14 +111,15 @@ def range_claims(ranges) -> dict[str, bool]:
     return {
         "the widths shrink as α grows"
         + (", α = 0 included" if 0.0 in ranges else ""):
-            all(w > v for w, v in zip(widths, widths[1:])),
+            C.strictly_decreasing(widths),
         "for every α > 0 the lower end is negative and the upper end positive, so each "
         "upper end is a little smaller than its width":
-            all(ranges[a][0] < 0 < ranges[a][1] for a in _smoothed(ranges)),
+            C.every(C.below(ranges[a][0], 0) and C.exceeds(ranges[a][1], 0)
+                    for a in _smoothed(ranges)),
     }
 
 
-def margin_claims(ranges, num_classes: int = 10) -> dict[str, bool]:
+def margin_claims(ranges, num_classes: int = 10) -> dict[str, C.Check]:
     """Our closed-form m* (Szegedy's label and SLS) against the printed ranges, for every α > 0."""
     ranges = _checked_ranges(ranges)
     num_classes = checks.positive_int("num_classes", num_classes, minimum=2)
@@ -128,13 +130,14 @@ def margin_claims(ranges, num_classes: int = 10) -> dict[str, bool]:
     many = 10 * num_classes
     return {
         f"$m^\\star$(Szegedy, K = {num_classes}) is below the width of every range":
-            all(szegedy[a] < width[a] for a in smoothed),
+            C.every(C.below(szegedy[a], width[a]) for a in smoothed),
         f"$m^\\star$(Szegedy, K = {num_classes}) is at or above the upper end of every range":
-            all(szegedy[a] >= ranges[a][1] for a in smoothed),
+            C.every(C.at_least(szegedy[a], ranges[a][1]) for a in smoothed),
         "SLS's $m^\\star$ is further from the width than Szegedy's at every α":
-            all(abs(sls[a] - width[a]) > abs(szegedy[a] - width[a]) for a in smoothed),
+            C.every(C.exceeds(abs(sls[a] - width[a]), abs(szegedy[a] - width[a]))
+                    for a in smoothed),
         f"$m^\\star$(Szegedy, K = {many}) is above the width of every range":
-            all(losses.equilibrium_margin(a, many) > width[a] for a in smoothed),
+            C.every(C.exceeds(losses.equilibrium_margin(a, many), width[a]) for a in smoothed),
     }
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from lsnotes import checks, plots, present, toy
+from lsnotes import claims as C
 
 TWO_THIRDS = 2.0 / 3.0
 #: α drawn in Figure B, and the γ of its panels.
@@ -37,7 +38,7 @@ def _gammas(name: str, gammas) -> list[float]:
     return values
 
 
-def bayes_claims(gamma_grid) -> dict[str, bool]:
+def bayes_claims(gamma_grid) -> dict[str, C.Check]:
     """Four checks of ``toy``'s Bayes classifier, each holding only if it holds at every γ of
     ``gamma_grid``: the posterior on [−1, 0]; ``bayes_boundary`` is where the posterior crosses
     1/2 (at 1999 points inside (−1, 1)); no boundary among those points is more accurate on clean
@@ -63,7 +64,7 @@ def bayes_claims(gamma_grid) -> dict[str, bool]:
         "no boundary among those 1999 is more accurate on clean data",
         "toy.bayes_accuracy(ε, γ) = (γ/2 + 1 − γ)(1 − ε)², ε = 0, 0.1, …, 1",
     )
-    return {s: bool(all(column)) for s, column in zip(statements, zip(*rows))}
+    return {s: C.every(column) for s, column in zip(statements, zip(*rows))}
 
 
 # ----------------------------------------------------------------------------- Figure A
@@ -212,7 +213,7 @@ def figure_b_table(facts: Sequence[SimpleNamespace]) -> present.Table:
           runs(f.ce_top)] for f in facts])
 
 
-def figure_b_claims(facts: Sequence[SimpleNamespace], gamma_star: float) -> dict[str, bool]:
+def figure_b_claims(facts: Sequence[SimpleNamespace], gamma_star: float) -> dict[str, C.Check]:
     """What Figure B shows, from :func:`panel_facts` of panels in increasing γ that include
     γ = 1/2 and γ = 2/3; ``gamma_star`` is the prior above which CE is most robust."""
     by_gamma = {f.gamma: f for f in facts}
@@ -228,19 +229,19 @@ def figure_b_claims(facts: Sequence[SimpleNamespace], gamma_star: float) -> dict
     large = EPS_FINE >= 0.5
     top, half = by_gamma[TWO_THIRDS], by_gamma[0.5]
     return {
-        "at γ = 2/3, every ALS curve is at or above Bayes at every ε": bool(top.all_above.all()),
-        "at γ = 2/3, α = 0 (plain CE) is the top curve at every ε": bool(top.ce_top.all()),
+        "at γ = 2/3, every ALS curve is at or above Bayes at every ε": C.every(top.all_above),
+        "at γ = 2/3, α = 0 (plain CE) is the top curve at every ε": C.every(top.ce_top),
         "at every γ < 2/3 drawn, Bayes is more accurate than every ALS boundary on clean data":
-            all(by_gamma[g].bayes[0] > c[0] for g in below_23 for c in by_gamma[g].als.values()),
+            C.every(C.exceeds(by_gamma[g].bayes[0], c[0])
+                    for g in below_23 for c in by_gamma[g].als.values()),
         "at every γ drawn, every ALS curve overtakes Bayes before ε = 1, the later the smaller γ":
-            all(by_gamma[g].overtakes < 1 for g in gammas)
-            and all(by_gamma[g].overtakes > by_gamma[h].overtakes
-                    for g, h in zip(gammas, gammas[1:])),
+            C.every(C.below(by_gamma[g].overtakes, 1) for g in gammas)
+            and C.strictly_decreasing(by_gamma[g].overtakes for g in gammas),
         "at every γ > $\\gamma^\\star$ drawn, CE is the top curve at every ε ≥ 1/2":
-            all(by_gamma[g].ce_top[large].all() for g in above_star),
+            C.every(C.every(by_gamma[g].ce_top[large]) for g in above_star),
         "at γ = 1/2, some ALS curve is above CE at every ε ≥ 1/2":
-            bool(np.all(np.any([c[large] > half.als[0.0][large] + 1e-12
-                                for a, c in half.als.items() if a > 0], axis=0))),
+            C.every(np.any([c[large] > half.als[0.0][large] + 1e-12
+                            for a, c in half.als.items() if a > 0], axis=0)),
     }
 
 
@@ -278,7 +279,7 @@ def draw_figure_c(alpha_grid, gammas: Sequence[float] = FIGURE_B_GAMMAS) -> Figu
     return fig
 
 
-def figure_c_claims(alpha_grid, gammas: Sequence[float], gamma_star: float) -> dict[str, bool]:
+def figure_c_claims(alpha_grid, gammas: Sequence[float], gamma_star: float) -> dict[str, C.Check]:
     """How b_α moves with α on either side of ``gamma_star``; ``gammas`` must hold priors on
     both sides of it."""
     alpha_grid = np.asarray(alpha_grid, dtype=float)
@@ -291,16 +292,16 @@ def figure_c_claims(alpha_grid, gammas: Sequence[float], gamma_star: float) -> d
         raise ValueError(f"gammas must hold priors on both sides of gamma_star {gamma_star:.3f}")
     return {
         "$b_\\alpha > 0$ (the boundary stays left of Bayes) for every α ≤ 1":
-            all(bool(np.all(p > 0)) for p in paths.values()),
+            C.every(C.exceeds(p.min(), 0) for p in paths.values()),
         "for γ > $\\gamma^\\star$, $b_\\alpha$ falls steadily as α grows (towards Bayes)":
-            all(bool(np.all(np.diff(paths[g]) < 0)) for g in towards),
+            C.every(C.strictly_decreasing(paths[g]) for g in towards),
         "for γ < $\\gamma^\\star$, $b_\\alpha$ rises as α grows, staying below the balance point":
-            all(bool(np.all(np.diff(paths[g]) > 0)) and paths[g][-1] < toy.squeeze_limit_bias(g)
-                for g in away),
+            C.every(C.strictly_increasing(paths[g])
+                    and C.below(paths[g][-1], toy.squeeze_limit_bias(g)) for g in away),
     }
 
 
-def discussion_claims(alpha_grid, budget: float = 0.2) -> tuple[dict[str, bool], SimpleNamespace]:
+def discussion_claims(alpha_grid, budget: float = 0.2) -> tuple[dict[str, C.Check], SimpleNamespace]:
     """The claims of the chapter's discussion at γ = 2/3, and the numbers its prose quotes
     (``b_ce``, ``b_als_1``, ``clean`` and the accuracies ``ce``, ``als_1``, ``bayes`` at
     ``budget``, as :class:`lsnotes.present.Text`)."""
@@ -317,17 +318,17 @@ def discussion_claims(alpha_grid, budget: float = 0.2) -> tuple[dict[str, bool],
           "bayes": toy.bayes_accuracy(budget, g)}
     claims = {
         "at γ = 2/3, CE's boundary is further from Bayes than ALS's at every α > 0":
-            bool(np.all(paths[1:] < b_ce)),
+            C.below(paths[1:].max(), b_ce),
         "at γ = 2/3, the ALS penalty's balance point is the Bayes boundary":
-            abs(toy.squeeze_limit_bias(g)) < 1e-12,
+            C.within(toy.squeeze_limit_bias(g), 0.0, 1e-12),
         "at γ = 2/3, every ALS boundary has the Bayes clean accuracy":
-            bool(np.allclose(toy.accuracy(paths, 0.0, g), toy.bayes_accuracy(0.0, g))),
+            C.all_close(toy.accuracy(paths, 0.0, g), toy.bayes_accuracy(0.0, g), atol=1e-8),
         "at γ = 2/3, more α means lower adversarial accuracy at every ε > 0":
-            bool(np.all(np.diff(heat, axis=0) <= 1e-12)),
+            C.at_most(np.diff(heat, axis=0).max(), 1e-12),
         "at γ = 2/3, every boundary in [−1, 0) is at least as accurate as Bayes under every "
-        "attack": bool(np.all(left_of_bayes >= toy.bayes_accuracy(EPS_FINE, g) - 1e-12)),
+        "attack": C.at_least((left_of_bayes - toy.bayes_accuracy(EPS_FINE, g)).min(), -1e-12),
         f"at γ = 2/3 and ε = {budget:g}: CE > ALS (α = 1) > Bayes":
-            at["ce"] > at["als_1"] > at["bayes"],
+            C.strictly_decreasing([at["ce"], at["als_1"], at["bayes"]]),
     }
     numbers = SimpleNamespace(b_ce=present.fixed(b_ce, 4), b_als_1=present.fixed(b_als_1, 4),
                               clean=present.fixed(toy.bayes_accuracy(0.0, g), 4),
