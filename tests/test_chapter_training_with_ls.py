@@ -55,6 +55,9 @@ def favouring(keys):
 def test_keyed_reads_the_declaration_and_refuses_a_mismatch():
     configs = book.chapter_models("training_with_ls", "quick", device="cpu")["quick"]
     trained = {name: result(key=c.key()) for name, c in configs.items()}
+    with pytest.raises(ValueError, match="adversarially trained"):
+        ch.keyed(trained, configs)  # FGSM-AT would overwrite CE
+    del configs["FGSM-AT"], trained["FGSM-AT"]
     models = ch.keyed(trained, configs)
     assert list(models)[0] == ch.CE_KEY and ("bls", 0.5, 0.1) in models
     assert len(models) == len(configs)

@@ -39,7 +39,11 @@ def keyed(trained: Mapping, configs: Mapping) -> dict:
         c = configs[name]
         if getattr(result, "key", c.key()) != c.key():
             raise ValueError(f"trained[{name!r}] is the model {result.key}, not {c.key()}")
-        out[c.method, float(c.alpha), float(c.temperature)] = result
+        key = (c.method, float(c.alpha), float(c.temperature))
+        if key in out:  # e.g. FGSM-AT is CE's key trained adversarially: the chapter takes it out
+            raise ValueError(f"configs {name!r} has the key {key} of another label; take the "
+                             f"adversarially trained models out before keying")
+        out[key] = result
     return out
 
 
