@@ -204,3 +204,29 @@ def _table(paper: str, table_id: str) -> PaperTable:
     return PaperTable(paper=paper, table_id=table_id, caption=t["caption"],
                       location=t["location"], unit=t["unit"], index=tuple(t["index"]),
                       columns=tuple(t["columns"]), rows=rows, notes=t["notes"])
+
+
+#: The two reference rows of Goibert & Dohmatob's appendix tables.
+GOIBERT_REFERENCES = ("Normal classifier", "Adv. training")
+
+
+def best_ls_rows(table: PaperTable, column: str,
+                 references: tuple[str, ...] = GOIBERT_REFERENCES) -> dict[str, dict]:
+    """Per set-up of one of Goibert & Dohmatob's appendix tables, in ``column``: the best
+    label-smoothing cell as printed (``"best"``), the rows reaching it (``"which"``, ties kept,
+    as ``"<method> <α>"``), and each reference row's cell (None where the paper printed "/")."""
+    choice("column", column, table.columns)
+    summary: dict[str, dict] = {}
+    for r in table.to_records():
+        s = summary.setdefault(r["set-up"], {"best": None, "which": [],
+                                             **dict.fromkeys(references)})
+        value = r[column]
+        if r["method"] in references:
+            s[r["method"]] = value
+        elif value is not None:
+            name = f"{r['method']} {r['α']}"
+            if s["best"] is None or float(value) > float(s["best"]):
+                s["best"], s["which"] = value, [name]
+            elif float(value) == float(s["best"]):
+                s["which"].append(name)
+    return summary

@@ -80,20 +80,8 @@ def goibert_cells(table: papers.PaperTable) -> dict[tuple[str, str], dict]:
     """Per (set-up, column) of one of Goibert et al.'s appendix tables: the best LS cell as
     printed (``best``), the LS rows reaching it (``which``, ties kept), and the two reference
     rows' cells (``None`` where the paper printed "/")."""
-    cells: dict[tuple[str, str], dict] = {}
-    for r in table.to_records():
-        for column in table.columns:
-            s = cells.setdefault((r["set-up"], column), {"best": None, "which": []})
-            value = r[column]
-            if r["method"] in GOIBERT_REFERENCES:
-                s[r["method"]] = value
-            elif value is not None:
-                name = f"{r['method']} {r['α']}"
-                if s["best"] is None or float(value) > float(s["best"]):
-                    s["best"], s["which"] = value, [name]
-                elif float(value) == float(s["best"]):
-                    s["which"] = s["which"] + [name]
-    return cells
+    return {(setup, column): s for column in table.columns
+            for setup, s in papers.best_ls_rows(table, column, GOIBERT_REFERENCES).items()}
 
 
 def goibert_findings(table: papers.PaperTable) -> dict[tuple[str, str], dict]:

@@ -17,7 +17,6 @@ import numpy as np
 
 from lsnotes import claims as C
 from lsnotes import losses, papers, plots
-from lsnotes.checks import choice
 from lsnotes.present import Claims, OurRun, PaperReports, Table, Text, fixed, share
 
 CE_KEY = ("ce", 0.0, 1.0)
@@ -163,21 +162,7 @@ def goibert_per_setup(table, column: str) -> dict:
     """Per set-up of Goibert & Dohmatob's appendix table: the best LS cell as printed
     (``"best"``), the LS rows reaching it (``"which"``), and the two reference rows' cells
     (None where the paper printed "/")."""
-    choice("column", column, table.columns)
-    summary: dict = {}
-    for r in table.to_records():
-        s = summary.setdefault(r["set-up"], {"best": None, "which": [],
-                                             **dict.fromkeys(REFERENCE_ROWS)})
-        value = r[column]
-        if r["method"] in REFERENCE_ROWS:
-            s[r["method"]] = value
-        elif value is not None:
-            name = f"{r['method']} {r['α']}"
-            if s["best"] is None or float(value) > float(s["best"]):
-                s["best"], s["which"] = value, [name]
-            elif float(value) == float(s["best"]):
-                s["which"].append(name)
-    return summary
+    return papers.best_ls_rows(table, column, REFERENCE_ROWS)
 
 
 def best_goibert_model(clean_acc: Mapping, methods: Sequence, alpha_grid: Sequence):
