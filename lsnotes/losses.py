@@ -113,10 +113,11 @@ def smoothing_distribution(logits: torch.Tensor, labels: torch.Tensor, method: s
     - ``"als"``: adversarial LS, all mass on the arg-min logit over all K classes; tied minima
       share it equally. (If the true class has the smallest logit, ``r = δ_y``.)
     - ``"bls"``: Boltzmann LS, ``r = softmax(−z / T)`` over **all K classes**, including the true
-      class, as in Goibert & Dohmatob. Hence T→0 gives ALS and T→∞ gives uniform over K
-      (Szegedy's label), *not* the K−1 SLS label. Goibert & Dohmatob state that BLS interpolates
-      between ALS and SLS; with their own definition of r the hot limit is Szegedy's label (SLS
-      at strength α(K−1)/K), which is what this function computes.
+      class: how we read Goibert & Dohmatob's definition (the text we have does not show the
+      formula). Hence T→0 gives ALS and T→∞ gives uniform over K (Szegedy's label), *not* the
+      K−1 SLS label. Goibert & Dohmatob state that BLS lies between ALS and SLS; with r over all
+      K classes the hot limit is Szegedy's label (SLS at strength α(K−1)/K), which is what this
+      function computes.
     - ``"sbls"``: second-best LS, all mass on the largest *wrong* logit (ties share it).
     """
     _check_method(method)
