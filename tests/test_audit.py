@@ -14,7 +14,7 @@ from torch import nn
 from audit_models import (Noisy, Probabilities, Quantised, Saturating, SelfAttacking, flat_images,
                           hump, slab, trained_binary_linear)
 from lsnotes import attacks, cli, robustness
-from lsnotes.robustness import checklist
+from lsnotes.robustness import checklist, symptoms
 from tiny_models import blobs, trained_linear
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -120,6 +120,38 @@ def test_still_rising_and_silent_success_read_the_trace():
     trace = robustness.PGDTrace(torch.zeros(2, 1), rising[None], wrong)
     assert trace.still_rising().tolist() == [True, False]
     assert trace.silent_success().tolist() == [True, False]
+
+
+def test_still_rising_reads_each_example_s_best_run():
+    steps = torch.arange(11.0)[:, None]
+    climbing_low = steps / 10                      # rises to the end, but only to 1
+    flat_high = (2 * steps).clamp(max=8)           # reaches 8, flat over the last steps
+    trace = robustness.PGDTrace(torch.zeros(2, 1), torch.stack([
+        torch.cat([climbing_low, flat_high], 1), torch.cat([flat_high, climbing_low], 1)]),
+        torch.zeros(2, 11, 2, dtype=torch.bool))
+    # the run that climbs is left behind by one that converged higher: not incomplete
+    assert trace.still_rising().tolist() == [False, False]
+    rising = robustness.PGDTrace(torch.zeros(2, 1), (steps * torch.ones(1, 2))[None],
+                                 torch.zeros(1, 11, 2, dtype=torch.bool))
+    assert rising.still_rising().tolist() == [True, True]
+
+
+@pytest.mark.parametrize("only_single, only_iterative, fires", [
+    (6, 10, False),   # each attack alone breaks a few: the iterative one wins on balance
+    (6, 0, True),     # the single step wins by 6 > 4 examples (2 % of 200)
+    (6, 2, False),    # it wins by 4: within the noise floor
+    (0, 0, False)])
+def test_single_step_beats_iterative_on_balance_above_the_noise_floor(only_single,
+                                                                      only_iterative, fires):
+    n = 200
+    single = torch.zeros(n, dtype=torch.bool)
+    iterative = torch.zeros(n, dtype=torch.bool)
+    single[:only_single] = True
+    iterative[100:100 + only_iterative] = True
+    both = torch.arange(n) >= 150                  # broken by both: no say either way
+    trip, fired = symptoms.single_step_symptom(torch.ones(n, dtype=torch.bool),
+                                               single | both, iterative | both, 0.02)
+    assert int(trip.sum()) == only_single and fired == fires
 
 
 # ----------------------------------------------------------------------------- indicators

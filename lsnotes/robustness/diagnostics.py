@@ -63,8 +63,9 @@ def gradient_masking_diagnostics(model, x, y, eps, *, source_model=None, large_e
                                  progress: bool = False) -> MaskingDiagnostics:
     """Compute the four classic symptoms of gradient masking; nothing is asserted.
 
-    (a) single-step beats iterative: FGSM breaks more than ``tolerance``·n examples PGD-20 does
-        not (the audit's *single-step beats iterative*);
+    (a) single-step beats iterative: FGSM breaks more than ``tolerance``·n examples more than
+        PGD-20 does, counting those only FGSM breaks against those only PGD-20 breaks (the
+        audit's *single-step beats iterative*);
     (b) accuracy does not reach ~0 (≤ ``near_zero``) at ``large_eps`` under PGD-20, or rises with
         ε (the audit's *unconstrained-attack failure*, there at an ε that allows any image);
     (c) transfer from ``source_model`` or black-box Square breaks more than ``tolerance``·n of the

@@ -36,8 +36,12 @@ class PGDTrace:
         return (self.wrong.any(1) & ~self.wrong[:, -1]).any(0)
 
     def still_rising(self) -> torch.Tensor:
-        """Pintor et al.'s incomplete optimisation, per example, on the first run's loss trace."""
-        trace = torch.nan_to_num(self.losses[0], nan=0.0, posinf=1e30, neginf=-1e30)
+        """Pintor et al.'s incomplete optimisation, per example, on the loss trace of its best
+        run (the one reaching the highest loss, whose iterate is returned where none was
+        misclassified): a run left behind may still be climbing where the best has converged."""
+        runs = torch.nan_to_num(self.losses, nan=0.0, posinf=1e30, neginf=-1e30)
+        best = runs.max(1).values.argmax(0)
+        trace = runs.gather(0, best.expand(1, *runs.shape[1:]))[0]
         low, high = trace.min(0).values, trace.max(0).values
         scaled = (trace - low) / (high - low).clamp_min(1e-12)
         best_so_far = scaled.cummax(0).values

@@ -14,10 +14,14 @@ SERIOUS_WHEN = {
     "unstable_predictions": "it fires: attacks on a random model see only an estimate of its "
                             "gradient, so the worst case is an upper bound",
     "silent_success": "never here: this audit keeps each example's best iterate",
-    "incomplete_optimisation": "it trips on an example the worst case still counts as robust",
+    "incomplete_optimisation": "it trips, with the longer restart run still climbing too, on "
+                               "more examples the worst case still counts as robust than the "
+                               "noise floor (tolerance·n)",
     "transfer_failure": "it fires: the model's own gradients hide adversarial examples",
     "unconstrained_failure": "it fires: the attack, not the model, fails",
-    "single_step_beats_iterative": "it fires: the iterative attack is stuck",
+    "single_step_beats_iterative": "it fires (the single step breaks more examples than the "
+                                   "iterative attack, by more than the noise floor): the "
+                                   "iterative attack is stuck",
     "stronger_attacks_beat_pgd": "never: the worst case already counts what they found",
 }
 
