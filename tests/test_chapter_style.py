@@ -99,3 +99,31 @@ def test_the_hidden_share_counts_what_it_should(tmp_path, monkeypatch):
         "```{code-cell} ipython3\nhelper()\n\n```\n")
     monkeypatch.setattr(__import__(__name__), "REPO", tmp_path)
     assert code_line_counts("x") == (1, 2, ["helper"])
+
+
+#: A solution's code sits in a collapsible box narrower than the page's code box.
+MAX_SOLUTION_LINE_CHARS = 72
+
+
+def solution_code_lines(name: str) -> list[str]:
+    """Code lines of the cells between a chapter's solution-start and solution-end markers."""
+    inside = in_code = False
+    found = []
+    for line in (REPO / "book" / f"{name}.md").read_text().splitlines():
+        if "{solution-start}" in line:
+            inside = True
+        elif "{solution-end}" in line:
+            inside = False
+        elif line.startswith("```{code-cell}"):
+            in_code = True
+        elif in_code and line.startswith("```"):
+            in_code = False
+        elif inside and in_code:
+            found.append(line)
+    return found
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_solution_code_fits_its_box(name):
+    wide = [line for line in solution_code_lines(name) if len(line) > MAX_SOLUTION_LINE_CHARS]
+    assert not wide, f"{name}: solution lines over {MAX_SOLUTION_LINE_CHARS} characters: {wide[:3]}"

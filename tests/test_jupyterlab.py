@@ -168,9 +168,17 @@ ANY_CELL_STARTED = """() => [...document.querySelectorAll('.jp-CodeCell .jp-Inpu
     .some(p => !/\\[ \\]/.test(p.textContent))"""
 
 
+def dialog_texts(page) -> list[str]:
+    """The text of every open JupyterLab dialog (a modal one takes every click)."""
+    return [d.inner_text() for d in page.locator(".jp-Dialog").all()]
+
+
 def run_all_cells(page, attempts: int = 3) -> None:
     """Run > Run All Cells, clicked again if no cell starts (the kernel may still be settling)."""
     for _ in range(attempts):
+        if texts := dialog_texts(page):
+            page.screenshot(path=str(screenshot_path("jupyterlab_dialog")))
+            raise AssertionError(f"JupyterLab shows a dialog instead of the notebook: {texts}")
         page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
         page.locator(".lm-Menu-item", has_text=re.compile(r"^Run All Cells")).first.click()
         try:
