@@ -183,9 +183,10 @@ def run_all_cells(page, attempts: int = 3) -> None:
             print(f"dismissed a JupyterLab dialog before Run All: {texts}")
             page.keyboard.press("Escape")
             page.locator(".jp-Dialog").first.wait_for(state="detached", timeout=10_000)
-        page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click()
-        page.locator(".lm-Menu-item", has_text=re.compile(r"^Run All Cells")).first.click()
-        try:
+        try:  # a dialog that opens now takes the click: the next round names or dismisses it
+            page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click(timeout=10_000)
+            page.locator(".lm-Menu-item", has_text=re.compile(r"^Run All Cells")).first.click(
+                timeout=10_000)
             page.wait_for_function(ANY_CELL_STARTED, timeout=30_000, polling=500)
             return
         except Exception:
