@@ -24,6 +24,10 @@ def choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:
     return value
 
 
+#: The largest finite float32: a setting beyond it overflows to inf in a model or optimiser.
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def number_in(name: str, value: Any, low: float = -math.inf, high: float = math.inf,
               *, low_open: bool = False, high_open: bool = False) -> float:
     """Return ``value`` as a float if it is a finite number in the stated interval.

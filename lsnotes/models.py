@@ -12,7 +12,9 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from lsnotes.checks import choice, positive_int
+from lsnotes.checks import FLOAT32_MAX, choice, number_in, positive_int
+
+
 
 
 class Normalize(nn.Module):
@@ -167,6 +169,8 @@ def build_model(name: str, num_classes: int = 10, in_channels: int = 1, image_si
     if len(mean) != in_channels or len(std) != in_channels:
         raise ValueError(f"mean and std need {in_channels} entries (one per channel); "
                          f"got {len(mean)} and {len(std)}")
+    mean = tuple(number_in("mean", m, -FLOAT32_MAX, FLOAT32_MAX) for m in mean)
+    std = tuple(number_in("std", s, 0.0, FLOAT32_MAX, low_open=True) for s in std)
     network = MODELS[name].build(in_channels * image_size * image_size, num_classes,
                                  in_channels, image_size)
     return nn.Sequential(Normalize(mean, std), network)

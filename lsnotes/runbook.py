@@ -432,7 +432,19 @@ def build_book(*, profile: str = "quick", seed: int = 0, device: str = "auto",
 
 # ----------------------------------------------------------------------------- command line
 
+def _check_out_folder(out) -> Path:
+    """``--out`` must be a folder we can create or write, checked before any chapter runs."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out must name a folder; {out} is a file")
+    parent = next((p for p in [out, *out.absolute().parents] if p.exists()), Path("/"))
+    if not os.access(parent, os.W_OK):
+        raise ValueError(f"--out {out}: {parent} cannot be written")
+    return out
+
+
 def _run_book_cli(args) -> int:
+    _check_out_folder(args.out)
     chapters = [c.strip() for c in args.chapters.split(",") if c.strip()] if args.chapters else None
     params = dict(parse_param(p) for p in args.param)
     results = run_book(chapters, profile=args.profile, seed=args.seed, device=args.device,
@@ -444,6 +456,7 @@ def _run_book_cli(args) -> int:
 
 
 def _build_book_cli(args) -> int:
+    _check_out_folder(args.out)
     code, html, _ = build_book(profile=args.profile, seed=args.seed, device=args.device,
                                out=args.out, progress=not args.no_progress, force=args.force)
     print(f"HTML: {html / 'index.html'}" if code == 0 else

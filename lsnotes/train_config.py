@@ -14,13 +14,14 @@ from typing import Any
 
 from torch import nn
 
-from lsnotes.checks import check_device, choice, non_negative_int, number_in, positive_int
+from lsnotes.checks import FLOAT32_MAX, check_device, choice, non_negative_int, number_in, positive_int
 from lsnotes.data import DATASETS
 from lsnotes.losses import METHODS
 from lsnotes.models import MODELS
 
 #: Bump when a change to lsnotes.train changes what a given config trains (invalidates the cache).
 TRAIN_CODE_VERSION = "2"
+
 
 ADVERSARIAL_MODES = ("none", "fgsm", "fgsm_rs", "pgd", "trades", "sglr", "trades_sglr")
 OPTIMIZERS = ("sgd", "adam")
@@ -83,9 +84,9 @@ class TrainConfig:
         put("epochs", positive_int("epochs", self.epochs))
         put("batch_size", positive_int("batch_size", self.batch_size))
         choice("optimizer", self.optimizer, OPTIMIZERS)
-        put("lr", number_in("lr", self.lr, 0.0, math.inf, low_open=True))
+        put("lr", number_in("lr", self.lr, 0.0, FLOAT32_MAX, low_open=True))
         put("momentum", number_in("momentum", self.momentum, 0.0, 1.0, high_open=True))
-        put("weight_decay", number_in("weight_decay", self.weight_decay, 0.0, math.inf))
+        put("weight_decay", number_in("weight_decay", self.weight_decay, 0.0, FLOAT32_MAX))
         choice("schedule", self.schedule, SCHEDULES)
         for name in ("train_size", "test_size"):
             if getattr(self, name) is not None:

@@ -243,3 +243,37 @@ def test_the_report_pair_is_replaced_as_a_whole(tmp_path, monkeypatch):
     texts = {p.name: p.read_text() for p in (tmp_path / "out").iterdir()}
     assert texts == {"report.json": "two", "report.html": "two"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: train.TrainConfig(dataset="fashion-mnist", model="linear", lr=1e39), "lr"),
+    (lambda: train.TrainConfig(dataset="fashion-mnist", model="linear", weight_decay=1e39),
+     "weight_decay"),
+    (lambda: __import__("lsnotes.models").models.build_model("linear", mean=[float("nan")]),
+     "mean"),
+    (lambda: __import__("lsnotes.models").models.build_model("linear", std=[0.0]), "std"),
+])
+def test_settings_beyond_float32_or_not_finite_are_refused_when_made(make, name):
+    with pytest.raises(ValueError, match=f"^{name} must be a finite number"):
+        make()
+
+
+def test_a_throughput_file_with_a_negative_rate_is_refused(tmp_path):
+    from lsnotes.zoo import schedule
+
+    path = tmp_path / "gpu.json"
+    path.write_text('{"training_epoch": [{"dataset": "mnist", "model": "linear", '
+                    '"images_per_s": -5}]}')
+    with pytest.raises(ValueError, match="--throughput"):
+        schedule.load_throughput(path)
+
+
+@pytest.mark.parametrize("command", ["run-book", "build-book"])
+def test_book_out_naming_a_file_is_refused_before_any_chapter_runs(command, tmp_path, capsys):
+    from lsnotes import cli
+
+    target = tmp_path / "a-file"
+    target.write_text("keep me")
+    assert cli.main([command, "--out", str(target)]) == 2
+    assert "--out must name a folder" in capsys.readouterr().err
+    assert target.read_text() == "keep me"

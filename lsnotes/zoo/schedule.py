@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -94,8 +95,11 @@ def load_throughput(path: str | Path | None) -> dict[tuple[str, str], float]:
         return {}
     try:
         report = json.loads(Path(path).read_text())
-        return {(row["dataset"], row["model"]): float(row["images_per_s"])
-                for row in report["training_epoch"] if row.get("adversarial", "none") == "none"}
+        rates = {(row["dataset"], row["model"]): float(row["images_per_s"])
+                 for row in report["training_epoch"] if row.get("adversarial", "none") == "none"}
+        if not all(math.isfinite(r) and r > 0 for r in rates.values()):
+            raise ValueError("images_per_s must be a positive finite number in every row")
+        return rates
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise ValueError(f"--throughput {path}: not a readable gpu-check JSON ({err})") from None
 
