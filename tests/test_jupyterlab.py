@@ -180,9 +180,14 @@ def run_all_cells(page, attempts: int = 3) -> None:
             page.screenshot(path=str(screenshot_path("jupyterlab_dialog")))
             if any(re.search(r"died|dead|error|fail|restart", text, re.I) for text in texts):
                 raise AssertionError(f"JupyterLab reports a problem in a dialog: {texts}")
-            print(f"dismissed a JupyterLab dialog before Run All: {texts}")
-            page.keyboard.press("Escape")
+            # e.g. "Select Kernel" when another chapter's kernel still runs: take its default
+            # (a new Python 3 kernel), as a reader clicking "Select" would
+            print(f"answered a JupyterLab dialog before Run All: {texts}")
+            page.locator(".jp-Dialog .jp-mod-accept").first.click()
             page.locator(".jp-Dialog").first.wait_for(state="detached", timeout=10_000)
+            wait_until(page, """() => /\\|\\s*Idle/.test(
+                (document.querySelector('#jp-main-statusbar') || {}).textContent || '')""",
+                       OPEN_S, "the kernel to start")
         try:  # a dialog that opens now takes the click: the next round names or dismisses it
             page.locator(".lm-MenuBar-item", has_text=re.compile(r"^Run$")).click(timeout=10_000)
             page.locator(".lm-Menu-item", has_text=re.compile(r"^Run All Cells")).first.click(
