@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from lsnotes import papers
+from lsnotes.citations import to_roles
 
 REFERENCES_BIB = Path(__file__).resolve().parent.parent / "book" / "references.bib"
 
@@ -189,6 +190,7 @@ def prose_sentences(markdown_text: str) -> list[Sentence]:
     """The prose sentences of a MyST-markdown chapter, in order (see the module docstring)."""
     if not isinstance(markdown_text, str):
         raise ValueError(f"markdown_text must be a str; got {type(markdown_text).__name__}")
+    markdown_text = to_roles(markdown_text)  # citation links count as the roles they build to
     sentences = []
     for line, block in _prose_blocks(markdown_text):
         sentences += [Sentence(text, line) for text in _split_sentences(block)]
@@ -252,6 +254,7 @@ def bibliography_years() -> frozenset[int]:
 def cited_repositories(sentence: str) -> tuple[str, ...]:
     """The papers whose public repository a sentence cites (its ``citation_key``) or names
     ("MGoibert/Label_smoothing")."""
+    sentence = to_roles(sentence)
     cited = []
     for p in papers.PAPERS:
         repository = papers.paper(p).get("repository")
@@ -267,6 +270,7 @@ def cited_repositories(sentence: str) -> tuple[str, ...]:
 def cited_papers(sentence: str) -> tuple[str, ...]:
     """The papers among :data:`lsnotes.papers.PAPERS` a sentence cites or names, in that order."""
     keys = _citation_keys()
+    sentence = to_roles(sentence)
     cited = set()
     for m in re.finditer(r"\{cite(?::\w+)?\}`([^`]*)`", sentence):
         cited |= {keys[k.strip()] for k in m.group(1).split(",") if k.strip() in keys}
