@@ -16,6 +16,7 @@ import pytest
 
 from browser_utils import chromium, pixel_spread, screenshot_path, serve_directory
 from conftest import REPO, toc_chapters
+from lsnotes import citations
 
 pytestmark = [pytest.mark.browser, pytest.mark.chapters, pytest.mark.slow]
 
@@ -228,11 +229,13 @@ def test_previous_and_next_links_follow_the_toc(chapter_page, built_book):
 def test_citations_link_to_bibliography_entries(chapter_page, built_book):
     page, name, html, _ = chapter_page
     source = chapter_source(built_book, name)
-    cited = len(re.findall(r"\{cite(?::\w+)?\}`", source))
+    cited = len(citations.LINK.findall(source)) + len(citations.ROLE.findall(source))
     if not cited:
         pytest.skip(f"{name} cites nothing")
     article_text = page.locator("article").inner_text()
     assert "{cite" not in article_text, f"{name}: a {{cite}} role was not rendered"
+    assert "'cite:" not in article_text and "cite:t " not in article_text, (
+        f"{name}: a citation link was not turned into a citation")
     links = page.locator("article a.reference.internal[href*='#']")
     citations = []
     for i in range(links.count()):

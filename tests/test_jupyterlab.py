@@ -22,6 +22,7 @@ import pytest
 
 from browser_utils import chromium, free_port, pixel_spread, screenshot_path
 from conftest import REPO
+from lsnotes import citations
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -223,6 +224,14 @@ def check_prose(page, chapter: str, executed_book) -> None:
     assert len(prose) > 200, f"{chapter}: no rendered prose found in JupyterLab"
     for raw in ("{glue", "{cite", "{eval}"):
         assert raw not in prose, f"{chapter}: JupyterLab shows raw {raw!r} in the prose"
+    # Citations read as names and years; a bare BibTeX key is what an unresolved role shows.
+    source = (REPO / "book" / f"{chapter}.md").read_text(encoding="utf-8")
+    cited = {m["key"]: " ".join(m["text"].split()) for m in citations.LINK.finditer(source)}
+    assert cited, f"{chapter}: cites nothing (expected citation links)"
+    bare = [key for key in cited if key in prose]
+    assert not bare, f"{chapter}: JupyterLab shows bare citation keys {bare}"
+    unread = [text for text in cited.values() if text not in prose]
+    assert not unread, f"{chapter}: citations not shown as written: {unread[:3]}"
     numbers = quoted_numbers(executed_book, chapter)
     assert numbers, f"{chapter}: the prose quotes no computed number ({{eval}})"
     missing = [n for n in numbers if n not in prose]
