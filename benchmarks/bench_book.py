@@ -15,7 +15,7 @@ the build shares a loaded machine; ``--threads 1,2`` repeats ``warm`` once per k
     python benchmarks/bench_book.py --modes cold,warm,rebuild --html --json artifacts/book.json
     python benchmarks/bench_book.py --chapters toy_problem --hogs 2 --threads 2,1 --repeats 2
 
-It prints a table and writes JSON (``--json``, default ``artifacts/bench_book.json``). Nothing in
+It prints a table and writes JSON (each chapter's row lists its five slowest cells) (``--json``, default ``artifacts/bench_book.json``). Nothing in
 the user's caches is deleted; everything temporary lives in one folder removed at the end.
 """
 
@@ -83,7 +83,9 @@ def run_mode(mode: str, chapters, root: Path, work: Path, *, label: str, profile
     run_s = time.perf_counter() - start
     rows = [{"mode": label, "chapter": r.chapter, "status": "reused" if r.reused else r.status,
              "wall_s": r.wall_s, "peak_memory_mb": 0.0 if r.reused else r.peak_memory_mb,
-             "error": r.error.splitlines()[0][:200] if r.error else ""} for r in results]
+             "error": r.error.splitlines()[0][:200] if r.error else "",
+             "slowest_cells": sorted(r.cell_seconds, key=lambda c: -c["seconds"])[:5]}
+            for r in results]
     total = {"mode": label, "chapter": "(all chapters)", "status": "",
              "wall_s": round(run_s, 3),
              "peak_memory_mb": max((row["peak_memory_mb"] for row in rows), default=0.0),

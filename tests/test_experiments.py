@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import inspect
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
+import lsnotes
 from lsnotes import data, train
 from lsnotes.losses import LS_METHODS
 from lsnotes.zoo import book
@@ -86,8 +88,22 @@ def test_results_are_saved_as_data_with_versions_seed_and_device(tmp_path):
 def test_full_results_live_in_the_repository_and_quick_ones_in_the_build():
     full = book._results_path("ch", "full")
     quick = book._results_path("ch", "quick")
-    assert full.parts[-4:] == ("book", "results", "full", "ch.json")
-    assert quick.parts[-4:] == ("_build", "results", "quick", "ch.json")
+    checkout = Path(lsnotes.__file__).resolve().parent.parent
+    assert full == checkout / "book" / "results" / "full" / "ch.json"
+    assert quick == checkout / "_build" / "results" / "quick" / "ch.json"
+
+
+def test_saving_results_leaves_the_package_fingerprint_alone(tmp_path, monkeypatch):
+    # results written inside lsnotes/ once changed the fingerprint, so every build re-executed
+    from lsnotes import result_cache
+
+    before = result_cache.package_fingerprint()
+    path = book.save_results("ch", "quick", {"x": 1.0}, seed=0, device="cpu")
+    try:
+        assert Path(lsnotes.__file__).resolve().parent not in path.resolve().parents
+        assert result_cache.package_fingerprint() == before
+    finally:
+        path.unlink()
 
 
 @pytest.mark.skipif(not FASHION_MNIST.exists(), reason="Debian dataset-fashion-mnist not installed")

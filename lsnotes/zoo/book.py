@@ -346,7 +346,7 @@ def _results_path(chapter: str, profile: str, results_dir=None):
     from pathlib import Path
 
     choice("profile", profile, SETTINGS)
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the checkout: lsnotes/zoo/book.py -> ../../..
     if results_dir is None:
         results_dir = root / ("book/results" if profile == "full" else "_build/results")
     return Path(results_dir) / profile / f"{chapter}.json"
