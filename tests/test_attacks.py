@@ -278,6 +278,7 @@ def test_autoattack_wrapper_agrees_with_the_original_and_records_the_breaking_at
                                           attacks_to_run=parts, seed=11, n_classes=4)
     direct = AutoAttack(linear, norm="Linf", eps=eps, seed=11, version="custom", attacks=parts,
                         device="cpu")
+    direct.apgd.n_restarts = 1  # a custom cascade keeps the standard version's settings
     direct.apgd_targeted.n_target_classes = 3
     theirs, _ = direct.run_standard_evaluation(x, y, batch_size=250)
     our_robust = linear(x_adv).argmax(1) == y
@@ -288,6 +289,26 @@ def test_autoattack_wrapper_agrees_with_the_original_and_records_the_breaking_at
     clean_wrong = (linear(x).argmax(1) != y).tolist()
     assert [b == "clean" for b in broken_by] == clean_wrong
     assert set(broken_by) <= {None, "clean", *parts}
+
+
+@pytest.mark.filterwarnings("ignore:size_average and reduce args")
+def test_a_custom_cascade_runs_each_part_as_the_standard_version_does(linear, data, monkeypatch):
+    from pyautoattack.autopgd_base import APGDAttack
+
+    restarts = []
+    original = APGDAttack.perturb
+
+    def spy(self, *args, **kwargs):
+        restarts.append((self.loss, self.n_restarts))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(APGDAttack, "perturb", spy)
+    x, y = data
+    attacks.autoattack(linear, x, y, 0.15, version="custom", attacks_to_run=["apgd-ce", "apgd-dlr"],
+                       seed=3)
+    # the original code would run five restarts of each (its constructor's default)
+    assert restarts and all(n == 1 for _, n in restarts)
+    assert {loss for loss, _ in restarts} <= {"ce", "dlr"}
 
 
 def linear_binary(w: torch.Tensor, b: float) -> nn.Module:

@@ -256,3 +256,27 @@ def test_a_transfer_source_is_attacked_once_for_every_model_it_is_tried_on(linea
                                                  sweep_points=2, restarts=2, batch_size=16,
                                                  black_box=False)
     assert on_source == ["pgd20"]
+
+
+def test_an_attack_with_its_defaults_spelt_out_shares_the_stored_result(linear, tmp_path,
+                                                                        monkeypatch):
+    """The gradient-masking chapter runs ODI in the diagnostics (registered settings) and in the
+    report (the zoo's settings, equal to them in the quick profile): one run, not two."""
+    from lsnotes import attacks
+    from lsnotes.robustness import evaluate
+    from tiny_models import blobs
+
+    x, y = blobs(16, seed=5)
+    monkeypatch.setenv("LSNOTES_RESULTS", str(tmp_path))
+    ran = []
+    real = attacks.run_attack
+    monkeypatch.setattr(attacks, "run_attack",
+                        lambda name, *a, **k: ran.append(name) or real(name, *a, **k))
+    defaults = attacks.ATTACKS["odi"].defaults
+    run = lambda overrides: evaluate._attack_batched("odi", linear, x, y, 0.1, seed=0,  # noqa: E731
+                                                     batch_size=16, overrides=overrides,
+                                                     progress=False)
+    first = run({})
+    assert torch.equal(run(dict(defaults)), first) and ran == ["odi"]
+    run({**defaults, "restarts": defaults["restarts"] + 1})  # another setting: computed
+    assert ran == ["odi", "odi"]

@@ -24,6 +24,10 @@ class AttackSpec:
     defaults: dict = field(default_factory=dict)
     accepts: Callable | None = None  # the function whose keyword arguments overrides may set
 
+    def settings(self, overrides: dict | None = None) -> dict:
+        """The settings a run with ``overrides`` uses: the registered ones, overridden."""
+        return {**self.defaults, **(overrides or {})}
+
 
 def _spec(name, description, fn, **defaults):
     def make(model, x, y, eps, generator=None, **overrides):

@@ -68,10 +68,12 @@ def _attack_batched(name, model, x, y, eps, *, seed, batch_size, overrides, prog
         return torch.cat(pieces)
 
     # Each batch's generator comes from (seed, name, batch start), so a stored result is exactly
-    # what computing it again would give; lsnotes.result_cache.result_key says what the key holds.
+    # what computing it again would give; the key holds the settings the attack runs with (its
+    # registered ones under the overrides), so "odi" and "odi" with its defaults spelt out share; lsnotes.result_cache.result_key says what the key holds.
     key = result_cache.result_key(
         model=result_cache.model_digest(model), attack=name, x=x, y=y, eps=eps, seed=seed,
-        settings={"overrides": overrides, "batch_size": batch_size, "first_index": first_index})
+        settings={"attack": attack_lib.ATTACKS[name].settings(overrides), "batch_size": batch_size,
+                  "first_index": first_index})
     return result_cache.cached_result(key, attack_every_batch).to(x.device)
 
 
