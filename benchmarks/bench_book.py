@@ -69,7 +69,7 @@ def cpu_hogs(count: int):
 
 
 def run_mode(mode: str, chapters, root: Path, work: Path, *, label: str, profile: str,
-             html: bool) -> dict:
+             html: bool, jobs: int | None = None) -> dict:
     """Run the chosen chapters once in ``mode``; one row per chapter (and the build)."""
     executions = work / "execution-cache"
     variables = {"LSNOTES_RESULTS": work / f"results-{label}"}
@@ -79,7 +79,7 @@ def run_mode(mode: str, chapters, root: Path, work: Path, *, label: str, profile
     with environment(**variables):
         results = runbook.run_book(chapters, profile=profile, out=work / f"executed-{label}",
                                    root=root, progress=False, force=mode != "rebuild",
-                                   cache_dir=executions)
+                                   cache_dir=executions, jobs=jobs)
     run_s = time.perf_counter() - start
     rows = [{"mode": label, "chapter": r.chapter, "status": "reused" if r.reused else r.status,
              "wall_s": r.wall_s, "peak_memory_mb": 0.0 if r.reused else r.peak_memory_mb,
@@ -143,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hogs", type=int, default=0, help="CPU-bound processes beside the run")
     parser.add_argument("--threads", help="compare these kernel thread counts in warm mode")
     parser.add_argument("--repeats", type=int, default=1, help="repeats of the thread comparison")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="chapters at once (default: lsnotes.parallel.default_jobs)")
     parser.add_argument("--json", default="artifacts/bench_book.json", help="where to write JSON")
     args = parser.parse_args(argv)
     try:
@@ -169,12 +171,12 @@ def main(argv: list[str] | None = None) -> int:
                                              label=f"warm-{count}t-r{repeat + 1}", html=False))
         for mode in modes:
             runs.append(run_mode(mode, chapters, root, work, label=mode, profile=args.profile,
-                                 html=args.html))
+                                 html=args.html, jobs=args.jobs))
     rows = [row for run in runs for row in run["rows"] + [run["total"]]]
     print_table(rows)
     report = {"python": platform.python_version(), "machine": platform.machine(),
               "cores": len(os.sched_getaffinity(0)), "load_average": os.getloadavg(),
-              "hogs": args.hogs, "profile": args.profile, "chapters": chapters or "all",
+              "hogs": args.hogs, "jobs": args.jobs, "profile": args.profile, "chapters": chapters or "all",
               "rows": rows}
     path = Path(args.json)
     path = path if path.is_absolute() else root / path

@@ -34,7 +34,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
-from . import checks
+from . import checks, parallel
 from .execution_cache import EXECUTION_CACHE, ExecutionCache, cell_seconds, execution_key, \
     package_fingerprint, reuse_outputs
 from .inline_expressions import (ENGINE_NAME, INLINE_EXPRESSION, fill_inline_expressions,  # noqa: F401
@@ -239,12 +239,14 @@ def run_book(chapters: list[str] | None = None, *, profile: str = "quick", seed:
              device: str = "auto", out: str | Path = "_build/executed",
              params: dict | None = None, root: Path | None = None,
              progress: bool = True, force: bool = False,
-             cache_dir: str | Path | None = None) -> list[ChapterResult]:
+             cache_dir: str | Path | None = None, jobs: int | None = None) -> list[ChapterResult]:
     """Execute the chosen chapters (all by default) and write notebooks and ``summary.json``.
 
     A chapter whose :func:`execution_key` has a stored execution (in ``cache_dir``, by default
     ``<root>/_build/execution-cache``) is reused instead; ``force=True`` executes every chosen
-    chapter anyway. Only chapters that ran without error are stored.
+    chapter anyway. Only chapters that ran without error are stored. ``jobs`` chapters execute at
+    once (default :func:`lsnotes.parallel.default_jobs`: 2 on a CPU), after the models they
+    declare are trained ``jobs`` at a time (:func:`lsnotes.parallel.pretrain`).
 
     Bad input (unknown chapter, a parameter no chosen chapter defines, invalid profile/seed/
     device) raises ``ValueError`` before anything executes. A failing chapter does not stop
@@ -257,7 +259,8 @@ def run_book(chapters: list[str] | None = None, *, profile: str = "quick", seed:
     seed = checks.positive_int("seed", seed, minimum=0)
     resolved_device = checks.resolve_device(device)
     checks.flag("force", force)
-    threads = kernel_threads()  # a bad LSNOTES_THREADS fails here, before any work
+    jobs = parallel.default_jobs(resolved_device) if jobs is None else checks.positive_int("jobs", jobs)
+    threads = kernel_threads(jobs)  # a bad LSNOTES_THREADS fails here, before any work
     chosen = select_chapters(book_chapters(root), chapters)
     standard = {"profile": profile, "seed": seed, "device": device}
     extra = dict(params or {})
@@ -282,24 +285,38 @@ def run_book(chapters: list[str] | None = None, *, profile: str = "quick", seed:
     out_dir.mkdir(parents=True, exist_ok=True)
     store = ExecutionCache(Path(cache_dir) if cache_dir else root / EXECUTION_CACHE)
     package = package_fingerprint()
-    bar = tqdm(plan, desc="chapters", unit="chapter", disable=not progress)
-    with kernel_environment():
-        for chapter, notebook, passed in bar:
-            bar.set_postfix_str(chapter.name)
-            key = execution_key(notebook, passed, resolved_device, package)
-            result = None if force else reuse_chapter(chapter, notebook, key, store, out_dir,
-                                                      resolved_device)
-            if result is None:
-                result = execute_chapter(chapter, notebook, passed, out_dir,
-                                         cwd=chapter.source.parent, device=resolved_device)
-                result.key = key
-                if result.status == "ok":
-                    store.store(chapter.name, key, Path(result.notebook), asdict(result))
+    bar = tqdm(total=len(plan), desc="chapters", unit="chapter", disable=not progress)
+    to_execute = []
+    for chapter, notebook, passed in plan:
+        key = execution_key(notebook, passed, resolved_device, package)
+        result = None if force else reuse_chapter(chapter, notebook, key, store, out_dir,
+                                                  resolved_device)
+        if result is None:
+            to_execute.append((key, (chapter, notebook, passed, out_dir, chapter.source.parent,
+                                     resolved_device)))
+        else:
             results.append(result)
+            bar.update()
+
+    def executed(index: int, result: ChapterResult) -> None:
+        result.key = to_execute[index][0]
+        if result.status == "ok":
+            store.store(result.chapter, result.key, Path(result.notebook), asdict(result))
+        results.append(result)
+        bar.set_postfix_str(result.chapter)
+        bar.update()
+
+    with kernel_environment(jobs):  # workers and kernels inherit the thread count
+        if jobs > 1 and to_execute:
+            bar.set_postfix_str("training the zoo")
+            parallel.pretrain([call[0].name for _, call in to_execute], profile, seed, jobs)
+        parallel.in_pool(execute_chapter, [call for _, call in to_execute], jobs,
+                         on_result=executed)
+    bar.close()
     order = {c.entry: i for i, c in enumerate(chosen)}
     results.sort(key=lambda r: order[r.entry])
     write_summary(out_dir / "summary.json", results, profile=profile, seed=seed,
-                  kernel_threads=int(os.environ.get("OMP_NUM_THREADS") or threads))
+                  kernel_threads=int(os.environ.get("OMP_NUM_THREADS") or threads), jobs=jobs)
     return results
 
 
@@ -409,8 +426,8 @@ def build_html(stage: Path, out: Path, capture: bool = False) -> tuple[int, Path
 
 def build_book(*, profile: str = "quick", seed: int = 0, device: str = "auto",
                out: str | Path = "_build", root: Path | None = None,
-               progress: bool = True, force: bool = False,
-               cache_dir: str | Path | None = None) -> tuple[int, Path, list[ChapterResult]]:
+               progress: bool = True, force: bool = False, cache_dir: str | Path | None = None,
+               jobs: int | None = None) -> tuple[int, Path, list[ChapterResult]]:
     """Execute every chapter (reusing unchanged ones, as :func:`run_book`), then build the HTML
     from the executed notebooks.
 
@@ -422,7 +439,7 @@ def build_book(*, profile: str = "quick", seed: int = 0, device: str = "auto",
     out = out if out.is_absolute() else root / out
     executed = out / "executed"
     results = run_book(None, profile=profile, seed=seed, device=device, out=executed, root=root,
-                       progress=progress, force=force, cache_dir=cache_dir)
+                       progress=progress, force=force, cache_dir=cache_dir, jobs=jobs)
     print_results(results)
     stage = stage_book(root, executed, out / "stage")
     code, html, _ = build_html(stage, out)
@@ -449,7 +466,7 @@ def _run_book_cli(args) -> int:
     params = dict(parse_param(p) for p in args.param)
     results = run_book(chapters, profile=args.profile, seed=args.seed, device=args.device,
                        out=args.out, params=params, progress=not args.no_progress,
-                       force=args.force)
+                       force=args.force, jobs=args.jobs)
     print_results(results)
     print(f"summary: {Path(args.out) / 'summary.json'}")
     return 0 if all(r.status == "ok" for r in results) else 1
@@ -458,7 +475,8 @@ def _run_book_cli(args) -> int:
 def _build_book_cli(args) -> int:
     _check_out_folder(args.out)
     code, html, _ = build_book(profile=args.profile, seed=args.seed, device=args.device,
-                               out=args.out, progress=not args.no_progress, force=args.force)
+                               out=args.out, progress=not args.no_progress, force=args.force,
+                               jobs=args.jobs)
     print(f"HTML: {html / 'index.html'}" if code == 0 else
           f"build failed (see above); partial HTML: {html}")
     return code
@@ -473,6 +491,9 @@ def add_cli(subparsers) -> None:
         parser.add_argument("--force", action="store_true",
                             help="execute every chapter, even one whose code, parameters and "
                                  "package are unchanged since its stored execution")
+        parser.add_argument("--jobs", type=int, default=None,
+                            help="chapters (and models) run at once (default: $LSNOTES_JOBS, "
+                                 "else 2 on a CPU, 1 on CUDA)")
 
     run = subparsers.add_parser("run-book", help="execute chapters with papermill",
                                 description="Execute chapters listed in _toc.yml with papermill.")
