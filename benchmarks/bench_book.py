@@ -86,6 +86,11 @@ def run_mode(mode: str, chapters, root: Path, work: Path, *, label: str, profile
              "error": r.error.splitlines()[0][:200] if r.error else "",
              "slowest_cells": sorted(r.cell_seconds, key=lambda c: -c["seconds"])[:5]}
             for r in results]
+    summary = json.loads((work / f"executed-{label}" / "summary.json").read_text())
+    rows.insert(0, {"mode": label, "chapter": "(zoo training)", "status": "ok",
+                    "wall_s": summary["zoo_training"]["wall_s"], "peak_memory_mb": 0.0,
+                    "error": f"{summary['zoo_training']['models']} models, "
+                             f"{summary['jobs']} at a time"})
     total = {"mode": label, "chapter": "(all chapters)", "status": "",
              "wall_s": round(run_s, 3),
              "peak_memory_mb": max((row["peak_memory_mb"] for row in rows), default=0.0),

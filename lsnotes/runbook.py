@@ -307,16 +307,20 @@ def run_book(chapters: list[str] | None = None, *, profile: str = "quick", seed:
         bar.update()
 
     with kernel_environment(jobs):  # workers and kernels inherit the thread count
+        started, pretrained = time.perf_counter(), []
         if jobs > 1 and to_execute:
             bar.set_postfix_str("training the zoo")
-            parallel.pretrain([call[0].name for _, call in to_execute], profile, seed, jobs)
+            pretrained = parallel.pretrain([call[0].name for _, call in to_execute], profile,
+                                           seed, jobs)
+        zoo_training = {"models": len(pretrained), "wall_s": round(time.perf_counter() - started, 3)}
         parallel.in_pool(execute_chapter, [call for _, call in to_execute], jobs,
                          on_result=executed)
     bar.close()
     order = {c.entry: i for i, c in enumerate(chosen)}
     results.sort(key=lambda r: order[r.entry])
     write_summary(out_dir / "summary.json", results, profile=profile, seed=seed,
-                  kernel_threads=int(os.environ.get("OMP_NUM_THREADS") or threads), jobs=jobs)
+                  kernel_threads=int(os.environ.get("OMP_NUM_THREADS") or threads), jobs=jobs,
+                  zoo_training=zoo_training)
     return results
 
 

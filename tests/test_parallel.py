@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import operator
 import textwrap
 import types
@@ -84,6 +85,8 @@ def test_two_jobs_run_two_chapters_at_once_on_shared_cores(tmp_path, monkeypatch
     (start1, end1, threads1), (start2, end2, threads2) = (_times(book, n) for n in ("first", "second"))
     assert start2 < end1 and start1 < end2                             # side by side
     assert threads1 == threads2 == str(max(1, parallel.usable_cores() // 2))
+    summary = json.loads((book / "executed" / "summary.json").read_text())
+    assert summary["jobs"] == 2 and summary["zoo_training"]["models"] == 0  # no zoo chapter
 
     ordered = runbook.run_book(None, root=book, out="executed", progress=False, jobs=1, force=True)
     assert all(r.status == "ok" for r in ordered)
