@@ -237,13 +237,13 @@ def test_citations_link_to_bibliography_entries(chapter_page, built_book):
     assert "'cite:" not in article_text and "cite:t " not in article_text, (
         f"{name}: a citation link was not turned into a citation")
     links = page.locator("article a.reference.internal[href*='#']")
-    citations = []
+    reaching_bibliography = []
     for i in range(links.count()):
         href = links.nth(i).get_attribute("href")
         target_file, anchor = resolve_href(html, href, built_book.html)
         if anchor and anchor_has_class(target_file, anchor, "citation"):
-            citations.append(href)
-    assert citations, f"{name}: cites {cited} time(s) but no link reaches a bibliography entry"
+            reaching_bibliography.append(href)
+    assert reaching_bibliography, f"{name}: cites {cited} time(s) but no link reaches a bibliography entry"
 
 
 @pytest.mark.parametrize("chapter_page", CHAPTERS, indirect=True)
