@@ -12,6 +12,7 @@ import torch
 
 from lsnotes import cache, cli, data, zoo
 import lsnotes.zoo.cluster  # noqa: F401  (zoo.cluster below)
+from lsnotes import robustness
 from lsnotes.robustness import evaluate
 
 TINY = dict(train_size=200, test_size=40, epochs=2, device="cpu")
@@ -256,12 +257,12 @@ def test_a_sharded_battery_equals_the_unsharded_report(use_ray, request, linear,
     attacks = ("fgsm", "pgd20", "odi")
     whole = evaluate.robustness_report(linear, x, y, 0.15, attacks, seed=3, batch_size=16,
                                        overrides={"odi": dict(restarts=2)})
-    parts = zoo.sharded_report(linear, x, y, 0.15, attacks, shards=3, seed=3, batch_size=16,
-                               overrides={"odi": dict(restarts=2)}, use_ray=use_ray)
+    parts = robustness.sharded_report(linear, x, y, 0.15, attacks, shards=3, seed=3, batch_size=16,
+                                      overrides={"odi": dict(restarts=2)}, use_ray=use_ray)
     assert parts.clean_correct == whole.clean_correct
     assert parts.robust_correct == whole.robust_correct
     assert 0 < whole.robust_acc("pgd20") < whole.clean_acc  # the attacks did something
-    assert zoo.cluster.shard_bounds(100, 16, 3) == [(0, 48), (48, 80), (80, 100)]
+    assert robustness.sharded.shard_bounds(100, 16, 3) == [(0, 48), (48, 80), (80, 100)]
 
 
 def test_shards_must_start_on_batch_boundaries(linear):

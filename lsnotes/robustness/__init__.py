@@ -10,7 +10,10 @@ indicators of attack failure, and the reports.
 - :mod:`~lsnotes.robustness.report` (what an audit found), :mod:`~lsnotes.robustness.report_html`
   (its self-contained page) and :mod:`~lsnotes.robustness.cli` (``lsnotes audit``);
 - :mod:`~lsnotes.robustness.book_models`: the book's own models audited, and the model we
-  transfer from.
+  transfer from;
+- :mod:`~lsnotes.robustness.sharded`: a long battery split into shards, locally or on Ray.
+
+The engine sits above :mod:`lsnotes.zoo` (the book's models, Ray) and nothing in the zoo imports it.
 """
 
 from lsnotes.robustness.evaluate import (DEFAULT_ATTACKS, RobustnessReport, library_versions,  # noqa: F401
@@ -21,3 +24,4 @@ from lsnotes.robustness.report import AttackRow, AuditReport, Indicator  # noqa:
 from lsnotes.robustness.pgd_trace import PGDTrace, traced_pgd  # noqa: F401
 from lsnotes.robustness.checklist import BATTERIES, Battery, audit  # noqa: F401
 from lsnotes.robustness.report_html import save_html  # noqa: F401
+from lsnotes.robustness.sharded import sharded_report  # noqa: F401

@@ -30,7 +30,7 @@ def _generator_for(name: str, seed: int, start: int = 0) -> torch.Generator:
     """The generator of the batch that begins at example ``start``, for attack ``name``.
 
     One per (seed, attack, batch start): adding or reordering attacks does not change the others,
-    and any run of whole batches (a shard, :func:`lsnotes.zoo.sharded_report`) draws exactly what
+    and any run of whole batches (a shard, :func:`lsnotes.robustness.sharded_report`) draws exactly what
     the same batches draw inside one unsharded run.
     """
     if not start:

@@ -5,7 +5,7 @@
   (:func:`chapter_models`), its attack settings and its fixed evaluation examples;
 - :mod:`~lsnotes.zoo.schedule`: ``lsnotes zoo plan/train``: the cache state and GPU hours of that
   declaration, sequential training;
-- :mod:`~lsnotes.zoo.cluster`: the same on a Ray cluster, and attack batteries in shards.
+- :mod:`~lsnotes.zoo.cluster`: the same on a Ray cluster.
 """
 
 from lsnotes.zoo.book import (AT_LABELS, CHAPTERS, FU, GOIBERT, PAPER_TITLES, PAPERS,  # noqa: F401
@@ -15,4 +15,4 @@ from lsnotes.zoo.book import (AT_LABELS, CHAPTERS, FU, GOIBERT, PAPER_TITLES, PA
                               save_results, setting, settings, sglr_start_epoch, trained,
                               with_overrides)
 from lsnotes.zoo.schedule import PlanEntry, format_plan, is_cached, plan, train_sequential  # noqa: F401
-from lsnotes.zoo.cluster import sharded_report, train_ray  # noqa: F401
+from lsnotes.zoo.cluster import train_ray  # noqa: F401
