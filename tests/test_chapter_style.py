@@ -127,3 +127,32 @@ def solution_code_lines(name: str) -> list[str]:
 def test_solution_code_fits_its_box(name):
     wide = [line for line in solution_code_lines(name) if len(line) > MAX_SOLUTION_LINE_CHARS]
     assert not wide, f"{name}: solution lines over {MAX_SOLUTION_LINE_CHARS} characters: {wide[:3]}"
+
+
+def proof_openings(source: str) -> list[str]:
+    """The first line of every ``prf:proof`` body (options skipped)."""
+    lines, openings = source.splitlines(), []
+    for i, line in enumerate(lines):
+        if re.match(r"^`{3,}\{prf:proof\}", line):
+            body = (ln for ln in lines[i + 1:] if ln.strip() and not ln.startswith(":"))
+            openings.append(next(body, ""))
+    return openings
+
+
+#: sphinx-proof writes "Proof. " in front of a proof's first line, so that line must open a
+#: paragraph: a list, display maths or a fence there is flattened into text ("Proof. 1. ... . 2.").
+NOT_A_PARAGRAPH = re.compile(r"^\s*(\d+[.)]\s|[-*+]\s|\$\$|`{3,}|:{3,}|#)")
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_proof_opens_with_a_paragraph(name):
+    bad = [line for line in proof_openings((REPO / "book" / f"{name}.md").read_text())
+           if NOT_A_PARAGRAPH.match(line)]
+    assert not bad, f"{name}: proofs that open with a list, maths or a fence: {bad}"
+
+
+def test_a_proof_opening_with_a_list_is_found():
+    source = "````{prf:proof}\n:class: x\n\n1. **Step.** text\n2. more\n````\n"
+    assert [line for line in proof_openings(source) if NOT_A_PARAGRAPH.match(line)] == [
+        "1. **Step.** text"]
+    assert not NOT_A_PARAGRAPH.match("**Step 1.** By $x$")
