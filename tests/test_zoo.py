@@ -10,7 +10,7 @@ import threading
 import pytest
 import torch
 
-from lsnotes import cache, cli, data, zoo
+from lsnotes import attacks, cache, cli, data, zoo
 import lsnotes.zoo.cluster  # noqa: F401  (zoo.cluster below)
 from lsnotes import robustness
 from lsnotes.robustness import evaluate
@@ -263,6 +263,25 @@ def test_a_sharded_battery_equals_the_unsharded_report(use_ray, request, linear,
     assert parts.robust_correct == whole.robust_correct
     assert 0 < whole.robust_acc("pgd20") < whole.clean_acc  # the attacks did something
     assert robustness.sharded.shard_bounds(100, 16, 3) == [(0, 48), (48, 80), (80, 100)]
+
+
+def test_a_shard_counts_no_example_the_model_got_wrong_before_the_attack(linear, monkeypatch):
+    # An "attack" that hands back, for every example, an input the model classifies correctly:
+    # an example wrong on its clean input must still count as not robust, sharded or not.
+    from tiny_models import blobs
+
+    x, y = blobs(60, seed=5)
+    y[::4] = (y[::4] + 1) % 10  # mislabelled: the model is wrong on these before any attack
+    pool_x, pool_y = blobs(512, seed=9)
+    right = attacks.predict(linear, pool_x, 64) == pool_y
+    fixer = lambda name, model, x, y, eps, **kw: torch.stack(  # noqa: E731
+        [pool_x[right & (pool_y == label)][0] for label in y])
+    monkeypatch.setattr(evaluate, "_attack_batched", fixer)
+    whole = evaluate.robustness_report(linear, x, y, 0.1, ("fgsm",), batch_size=16)
+    parts = robustness.sharded_report(linear, x, y, 0.1, ("fgsm",), shards=2, batch_size=16)
+    assert not all(whole.clean_correct)  # some examples start wrong
+    assert parts.robust_correct == whole.robust_correct
+    assert all(c or not r for c, r in zip(parts.clean_correct, parts.robust_correct["fgsm"]))
 
 
 def test_shards_must_start_on_batch_boundaries(linear):

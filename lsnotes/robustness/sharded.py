@@ -16,6 +16,7 @@ from lsnotes.checks import choice, number_in, positive_int
 from lsnotes.robustness import evaluate
 from lsnotes.zoo.cluster import connect, import_ray
 
+
 def _shard_rows(model, x, y, eps, attacks, seed, batch_size, overrides, first_index):
     """Per-example clean and per-attack correctness of one shard, and each attack's seconds."""
     if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
@@ -23,14 +24,15 @@ def _shard_rows(model, x, y, eps, attacks, seed, batch_size, overrides, first_in
 
         if ray.is_initialized() and ray.get_runtime_context().get_accelerator_ids().get("GPU"):
             model, x, y = model.cuda(), x.cuda(), y.cuda()
-    rows = {"clean": evaluate._correct(model, x, y, batch_size).tolist()}
+    clean = evaluate._correct(model, x, y, batch_size)
+    rows = {"clean": clean.tolist()}
     seconds = {}
     for name in attacks:
         start = time.perf_counter()
         x_adv = evaluate._attack_batched(name, model, x, y, eps, seed=seed, batch_size=batch_size,
                                          overrides=overrides.get(name, {}), progress=False,
                                          first_index=first_index)
-        rows[name] = evaluate._correct(model, x_adv, y, batch_size).tolist()
+        rows[name] = evaluate._correct(model, x_adv, y, batch_size, clean).tolist()
         seconds[name] = time.perf_counter() - start
     return rows, seconds
 
